@@ -1,0 +1,21 @@
+"""rhocore: learn electronic-structure fields of molecules and materials from structure."""
+
+from rhocore.backend import IntegrationGrid, OrbitalData, QCBackend, RIFit, SCFResult
+from rhocore.basis import BasisLayout
+from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
+from rhocore.target import Target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BasisLayout",
+    "IntegrationGrid",
+    "OrbitalData",
+    "QCBackend",
+    "RIFit",
+    "SCFResult",
+    "Target",
+    "get_plugin_manager",
+    "get_registry",
+    "hookimpl",
+]

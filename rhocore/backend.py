@@ -1,0 +1,174 @@
+"""The QC backend interface and the typed results it returns.
+
+A backend runs the SCF of a structure, hands orbital data (energies in eV, occupations,
+k-point weights) to a target, forms the weighted density matrix
+``P = sum_a W(a) C(a) C(a)^T`` from the target's weights W and fits the field it
+describes onto an auxiliary basis: ``rho(r) ~ sum_b d_b chi_b(r)``. It returns d in the
+canonical order of :mod:`rhocore.basis`, the projections ``w = S d`` and the metric S.
+Only evaluation of fields on points needs the backend again; training never does.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import ase
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from rhocore.basis import BasisLayout
+
+MetricKind = Literal["overlap", "coulomb"]
+
+
+class PluginOptions(BaseModel):
+    """Base of every plugin's ``Options``: unknown fields are errors, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class OrbitalData:
+    """Kohn-Sham orbital data in the units targets use.
+
+    Arrays have shape (n_spin, n_k, n_state); ``occupations`` are per spin channel
+    (at most 2 when n_spin = 1, at most 1 when n_spin = 2); ``k_weights`` sum to one.
+    """
+
+    energies: np.ndarray
+    occupations: np.ndarray
+    k_weights: np.ndarray
+    fermi_level: float | None = None
+
+    def __post_init__(self) -> None:
+        self.energies = np.asarray(self.energies, dtype=float)
+        self.occupations = np.asarray(self.occupations, dtype=float)
+        self.k_weights = np.asarray(self.k_weights, dtype=float)
+        if self.energies.ndim != 3 or self.energies.shape != self.occupations.shape:
+            raise ValueError(
+                "orbital energies and occupations must both have shape "
+                f"(n_spin, n_k, n_state); got {self.energies.shape} and "
+                f"{self.occupations.shape}"
+            )
+        if self.k_weights.shape != (self.energies.shape[1],):
+            raise ValueError(
+                f"k_weights has shape {self.k_weights.shape}, expected "
+                f"({self.energies.shape[1]},) for {self.energies.shape[1]} k-points"
+            )
+
+    @property
+    def n_spin(self) -> int:
+        """1 for spin-restricted, 2 for spin-unrestricted calculations."""
+        return self.energies.shape[0]
+
+    @property
+    def n_electrons(self) -> float:
+        """Total electron count implied by occupations and k-weights."""
+        return float(np.einsum("skn,k->", self.occupations, self.k_weights))
+
+    def homo_index(self, spin: int) -> int:
+        """Index of the highest occupied state of channel ``spin`` (Gamma / first k)."""
+        occupied = np.nonzero(self.occupations[spin, 0] > 1e-6)[0]
+        if occupied.size == 0:
+            raise ValueError(f"spin channel {spin} has no occupied orbital")
+        return int(occupied[-1])
+
+
+@dataclass
+class SCFResult:
+    """A converged (or not) SCF: structure, orbital data and backend-private state."""
+
+    atoms: ase.Atoms
+    orbitals: OrbitalData
+    total_energy: float
+    converged: bool
+    state: Any = field(default=None, repr=False)
+
+
+@dataclass
+class RIFit:
+    """An RI fit of one field of one structure.
+
+    ``coefficients`` d (bohr^-3 per unit basis function), ``projections`` w = S d and the
+    ``metric`` S are in the canonical order of ``layout``. ``field_state`` holds the arrays
+    the backend needs later to evaluate the exact (un-fitted) field, e.g. the weighted
+    density matrix; it is stored in the dataset next to d.
+    """
+
+    coefficients: np.ndarray
+    projections: np.ndarray
+    metric: np.ndarray
+    metric_kind: MetricKind
+    layout: BasisLayout
+    integrals: np.ndarray
+    field_state: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def fitted_integral(self) -> float:
+        """Integral of the fitted field over all space (electrons for a density)."""
+        return float(self.integrals @ self.coefficients)
+
+
+@dataclass
+class IntegrationGrid:
+    """Quadrature points (angstrom) and weights (bohr^3), so that sum(w * rho) integrates."""
+
+    points: np.ndarray
+    weights: np.ndarray
+
+
+class QCBackend(ABC):
+    """A quantum-chemistry code: SCF, orbital data, RI fit and field evaluation.
+
+    Subclasses set ``name`` and ``Options`` and are registered through the
+    ``rhocore_register_backends`` hook.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[PluginOptions]] = PluginOptions
+
+    def __init__(self, options: PluginOptions | dict | None = None):
+        if isinstance(options, PluginOptions):
+            self.options = options
+        else:
+            self.options = self.Options.model_validate(options or {})
+
+    @property
+    def version(self) -> str:
+        """Version of the QC code behind this backend, stored in datasets."""
+        return "unknown"
+
+    @abstractmethod
+    def run_scf(self, atoms: ase.Atoms) -> SCFResult:
+        """Run the SCF of ``atoms`` and return its orbital data."""
+
+    @abstractmethod
+    def basis_layout(self, atoms: ase.Atoms) -> BasisLayout:
+        """The RI basis layout for the elements of ``atoms``."""
+
+    @abstractmethod
+    def fit(self, scf: SCFResult, weights: np.ndarray, n_electrons: float | None = None) -> RIFit:
+        """Fit the field ``sum_a W(a) |psi_a|^2`` onto the RI basis.
+
+        ``weights`` has the shape of ``scf.orbitals.energies`` and already includes
+        occupations and k-weights as the target decides. ``n_electrons``, when given and
+        the backend's options ask for it, is imposed exactly on the fitted integral.
+        """
+
+    @abstractmethod
+    def evaluate_fitted(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, points: np.ndarray
+    ) -> np.ndarray:
+        """The RI field with canonical ``coefficients`` on ``points`` (angstrom), in a.u."""
+
+    @abstractmethod
+    def evaluate_exact(
+        self, atoms: ase.Atoms, field_state: dict[str, np.ndarray], points: np.ndarray
+    ) -> np.ndarray:
+        """The exact (un-fitted) field described by ``field_state`` on ``points`` (angstrom)."""
+
+    @abstractmethod
+    def integration_grid(self, atoms: ase.Atoms) -> IntegrationGrid:
+        """A DFT integration grid for ``atoms`` on which metrics are computed."""

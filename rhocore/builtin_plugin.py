@@ -1,0 +1,14 @@
+"""The core's own plugin: the built-in model architectures."""
+
+from __future__ import annotations
+
+from rhocore.plugins import hookimpl
+
+
+@hookimpl
+def rhocore_register_models() -> list[type]:
+    """The ``linear`` and ``nonlinear`` equivariant models."""
+    from rhocore.models.linear import LinearModel
+    from rhocore.models.nonlinear import NonlinearModel
+
+    return [LinearModel, NonlinearModel]
