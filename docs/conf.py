@@ -1,0 +1,8 @@
+"""Sphinx configuration of the rhocore documentation."""
+
+project = "rhocore"
+author = "the rhocore developers"
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+autodoc_member_order = "bysource"
+html_theme = "alabaster"
+exclude_patterns = ["_build", "examples"]

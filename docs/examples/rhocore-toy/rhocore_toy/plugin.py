@@ -1,0 +1,10 @@
+"""Entry point of the example plugin: registers the ``toy`` backend."""
+
+from rhocore.plugins import hookimpl
+
+
+@hookimpl
+def rhocore_register_backends() -> list[type]:
+    from rhocore_toy.backend import ToyBackend
+
+    return [ToyBackend]

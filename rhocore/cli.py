@@ -1,0 +1,154 @@
+"""The ``rhocore`` command line: parses arguments and calls the workflows.
+
+User errors (bad config, unknown plugin, unreadable file) are printed as one clear
+message and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from rhocore.plugins import KINDS, PluginError, get_plugin_manager, get_registry
+
+
+class UserFacingGroup(click.Group):
+    """A click group that turns expected user errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context):
+        from rhocore.config import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, PluginError, FileNotFoundError, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=UserFacingGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.version_option(package_name="rhocore")
+def cli(verbose: bool) -> None:
+    """rhocore: learn electronic-structure fields from atomic structure."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+def plugins() -> None:
+    """List every backend, target and model with its distribution and version."""
+    registry = get_registry()
+    for kind in KINDS:
+        click.echo(f"{kind}s:")
+        for info in registry.entries(kind):
+            click.echo(f"  {info.name:<12} {info.distribution} {info.version}")
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["backend", "target", "model", "descriptor", "training"]))
+@click.argument("name", required=False)
+def schema(kind: str, name: str | None) -> None:
+    """Print the JSON schema of a plugin's options (or of the descriptor/training section)."""
+    if kind == "descriptor":
+        from rhocore.descriptors import DescriptorOptions as options_cls
+    elif kind == "training":
+        from rhocore.training import TrainingOptions as options_cls
+    else:
+        if name is None:
+            raise click.UsageError(f"give the {kind} name, e.g. `rhocore schema {kind} NAME`")
+        options_cls = get_registry().get(kind, name).Options
+    click.echo(json.dumps(options_cls.model_json_schema(), indent=2))
+
+
+@cli.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("dataset.h5"),
+              show_default=True, help="Dataset file; an existing one is resumed.")
+def generate(config: Path, output: Path) -> None:
+    """Run DFT and RI fits of every structure in CONFIG into a dataset."""
+    from rhocore.config import load_config
+    from rhocore.workflows.generate import generate as run
+
+    summary = run(load_config(config), output)
+    click.echo(summary.table())
+    if summary.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="Dataset made by `rhocore generate` (or imported).")
+@click.option("-o", "--output", "run_dir", type=click.Path(path_type=Path),
+              default=Path("runs/train"), show_default=True, help="Run directory.")
+def train(config: Path, dataset: Path, run_dir: Path) -> None:
+    """Train a model on DATASET with the model/training sections of CONFIG."""
+    from rhocore.config import load_config
+    from rhocore.workflows.train import train_run
+
+    result = train_run(load_config(config), dataset, run_dir)
+    click.echo(f"best validation loss {result.best_validation_loss:.6g}; model: {run_dir}/model.pt")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("metrics.json"),
+              show_default=True, help="Where to write the metrics.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="Parity plot PNG (default: next to the JSON file).")
+@click.option("--subset", type=click.Choice(["all", "test"]), default="all", show_default=True,
+              help="'test': only the structures the model held out in training.")
+@click.option("--no-grid", is_flag=True, help="Skip the grid metrics (metric error only).")
+def evaluate(model: Path, dataset: Path, json_path: Path, plot: Path | None, subset: str,
+             no_grid: bool) -> None:
+    """Compare MODEL's predictions with the references in DATASET."""
+    from rhocore.modelfile import load_model_file
+    from rhocore.workflows.evaluate import evaluate as run
+    from rhocore.workflows.evaluate import write_report
+
+    model_file = load_model_file(model)
+    indices = model_file.test_indices if subset == "test" else None
+    report = run(model_file, dataset, indices=indices, grid=not no_grid)
+    write_report(report, json_path, plot or json_path.with_suffix(".png"))
+    click.echo(report.table())
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.argument("structures", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("predictions.h5"),
+              show_default=True)
+@click.option("--cube-dir", type=click.Path(path_type=Path), default=None,
+              help="Also write one cube file per structure here.")
+@click.option("--cube-spacing", type=float, default=0.2, show_default=True,
+              help="Cube grid spacing in angstrom.")
+def predict(model: Path, structures: Path, output: Path, cube_dir: Path | None,
+            cube_spacing: float) -> None:
+    """Predict RI coefficients of every structure in STRUCTURES."""
+    from rhocore.workflows.predict import predict as run
+
+    coefficients = run(model, structures, output, cube_dir=cube_dir, cube_spacing=cube_spacing)
+    click.echo(f"predicted {len(coefficients)} structures -> {output}")
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(["water-homo"]))
+@click.option("-o", "--output", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default runs/NAME).")
+def demo(name: str, run_dir: Path | None) -> None:
+    """Run a packaged end-to-end demo on the PySCF backend."""
+    from rhocore.workflows.demo import run_demo
+
+    run_demo(name, run_dir or Path("runs") / name)
+
+
+def main() -> None:
+    """Entry point of the ``rhocore`` script: core commands plus plugin sub-commands."""
+    get_plugin_manager().hook.rhocore_register_commands(cli=cli)
+    cli()

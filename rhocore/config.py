@@ -1,0 +1,207 @@
+"""Run configuration: YAML in, validated in two stages, fully expanded restart file out.
+
+Stage one checks the outer shape (``backend: {name, options}``, ``target: ...``); stage
+two validates each ``options`` mapping with the named plugin's ``Options`` model. Every
+error names the YAML path (``target.options.index``) and the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ase
+import ase.io
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rhocore.backend import PluginOptions, QCBackend
+from rhocore.plugins import Kind, PluginError, Registry, get_registry
+from rhocore.target import Target
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with the YAML path of the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PluginChoice(_Strict):
+    """A plugin picked by name with its options."""
+
+    name: str = Field(description="Registered plugin name (see `rhocore plugins`).")
+    options: dict[str, Any] = Field(default_factory=dict, description="The plugin's options.")
+
+
+class StructuresSpec(_Strict):
+    """Where the structures come from: any file ASE reads, and which frames of it."""
+
+    file: Path = Field(description="Structure file (xyz, extxyz, cif, POSCAR, ...).")
+    index: str = Field(default=":", description="ASE index string, e.g. ':', '0:50', '::2'.")
+    format: str | None = Field(default=None, description="ASE format name if not guessed.")
+
+
+class SplitOptions(_Strict):
+    """How a dataset is divided into training, validation and held-out test structures."""
+
+    test_fraction: float = Field(
+        default=0.2, ge=0.0, lt=1.0, description="Fraction held out for evaluation."
+    )
+    validation_fraction: float = Field(
+        default=0.1, ge=0.0, lt=1.0, description="Fraction of the rest used for validation."
+    )
+    seed: int = Field(default=0, description="Seed of the random split.")
+
+
+class RunConfig(_Strict):
+    """The outer shape of a rhocore configuration file."""
+
+    structures: StructuresSpec | None = None
+    backend: PluginChoice | None = None
+    target: PluginChoice | None = None
+    descriptor: dict[str, Any] = Field(default_factory=dict)
+    model: PluginChoice = Field(default_factory=lambda: PluginChoice(name="linear"))
+    training: dict[str, Any] = Field(default_factory=dict)
+    split: SplitOptions = Field(default_factory=SplitOptions)
+
+
+@dataclass
+class ResolvedConfig:
+    """A configuration whose every section is validated by its own Options model."""
+
+    raw: RunConfig
+    base_dir: Path
+    backend_cls: type[QCBackend] | None
+    backend_options: PluginOptions | None
+    target_cls: type[Target] | None
+    target_options: PluginOptions | None
+    model_cls: type
+    model_options: PluginOptions
+    descriptor_options: BaseModel
+    training_options: BaseModel
+
+    def make_backend(self) -> QCBackend:
+        """An instance of the configured backend."""
+        if self.backend_cls is None:
+            raise ConfigError("the configuration has no 'backend' section")
+        return self.backend_cls(self.backend_options)
+
+    def make_target(self) -> Target:
+        """An instance of the configured target."""
+        if self.target_cls is None:
+            raise ConfigError("the configuration has no 'target' section")
+        return self.target_cls(self.target_options)
+
+    def read_structures(self) -> list[ase.Atoms]:
+        """The structures named in ``structures``, resolved relative to the config file."""
+        spec = self.raw.structures
+        if spec is None:
+            raise ConfigError("the configuration has no 'structures' section")
+        path = spec.file if spec.file.is_absolute() else self.base_dir / spec.file
+        if not path.exists():
+            raise ConfigError(f"structures.file: '{path}' does not exist")
+        try:
+            frames = ase.io.read(path, index=spec.index, format=spec.format)
+        except Exception as error:
+            raise ConfigError(f"structures.file: ASE cannot read '{path}': {error}") from error
+        return frames if isinstance(frames, list) else [frames]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully expanded configuration, every default written out."""
+        out: dict[str, Any] = {}
+        if self.raw.structures is not None:
+            out["structures"] = self.raw.structures.model_dump(mode="json")
+        for section, cls, options in (
+            ("backend", self.backend_cls, self.backend_options),
+            ("target", self.target_cls, self.target_options),
+        ):
+            if cls is not None and options is not None:
+                out[section] = {"name": cls.name, "options": options.model_dump(mode="json")}
+        out["descriptor"] = self.descriptor_options.model_dump(mode="json")
+        out["model"] = {
+            "name": self.model_cls.name,
+            "options": self.model_options.model_dump(mode="json"),
+        }
+        out["training"] = self.training_options.model_dump(mode="json")
+        out["split"] = self.raw.split.model_dump(mode="json")
+        return out
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Parse a YAML configuration file into a mapping, with errors naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"configuration file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def resolve_config(
+    data: dict[str, Any],
+    *,
+    base_dir: Path = Path("."),
+    source: str = "config",
+    registry: Registry | None = None,
+) -> ResolvedConfig:
+    """Validate ``data`` in two stages and return it with every plugin class resolved."""
+    from rhocore.descriptors import DescriptorOptions
+    from rhocore.training import TrainingOptions
+
+    registry = registry or get_registry()
+    raw = _validate(RunConfig, data, source, "")
+    backend_cls, backend_options = _resolve_plugin(registry, "backend", raw.backend, source)
+    target_cls, target_options = _resolve_plugin(registry, "target", raw.target, source)
+    model_cls, model_options = _resolve_plugin(registry, "model", raw.model, source)
+    return ResolvedConfig(
+        raw=raw,
+        base_dir=Path(base_dir),
+        backend_cls=backend_cls,
+        backend_options=backend_options,
+        target_cls=target_cls,
+        target_options=target_options,
+        model_cls=model_cls,
+        model_options=model_options,
+        descriptor_options=_validate(DescriptorOptions, raw.descriptor, source, "descriptor"),
+        training_options=_validate(TrainingOptions, raw.training, source, "training"),
+    )
+
+
+def load_config(path: Path, registry: Registry | None = None) -> ResolvedConfig:
+    """Read and validate a configuration file."""
+    path = Path(path)
+    return resolve_config(
+        load_yaml(path), base_dir=path.parent, source=str(path), registry=registry
+    )
+
+
+def _resolve_plugin(
+    registry: Registry, kind: Kind, choice: PluginChoice | None, source: str
+) -> tuple[Any, Any]:
+    if choice is None:
+        return None, None
+    try:
+        cls = registry.get(kind, choice.name)
+    except PluginError as error:
+        raise ConfigError(f"{source}: {kind}.name: {error}") from None
+    return cls, _validate(cls.Options, choice.options, source, f"{kind}.options")
+
+
+def _validate(model: type[BaseModel], data: Any, source: str, prefix: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            path = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+            problems.append(f"  {path or '(top level)'}: {item['msg']}")
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None

@@ -1,0 +1,93 @@
+"""Building blocks shared by model architectures."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from metatensor.torch import Labels, TensorBlock, TensorMap
+
+
+class EquivariantLinear(torch.nn.Module):
+    """Linear map over the properties of one (o3_lambda, center_type) block.
+
+    The same weights act on every o3_mu component, which commutes with rotations. Only
+    invariant (o3_lambda = 0) blocks get a bias and a fixed baseline (the training-set
+    mean of the coefficients), because a constant offset of an equivariant is not
+    equivariant. Weights start at zero, so a fresh model predicts the baseline.
+    Parameters are float64, the precision of the descriptors.
+    """
+
+    def __init__(
+        self, o3_lambda: int, center_type: int, in_features: int, out_features: int, bias: bool
+    ):
+        super().__init__()
+        self.o3_lambda = o3_lambda
+        self.center_type = center_type
+        self.weight = torch.nn.Parameter(
+            torch.zeros(in_features, out_features, dtype=torch.float64)
+        )
+        invariant = o3_lambda == 0
+        self.bias: torch.Tensor | None = (
+            torch.nn.Parameter(torch.zeros(out_features, dtype=torch.float64))
+            if invariant and bias
+            else None
+        )
+        self.baseline: torch.Tensor | None
+        if invariant:
+            self.register_buffer("baseline", torch.zeros(out_features, dtype=torch.float64))
+        else:
+            self.baseline = None
+
+    def reset_parameters(self) -> None:
+        """Zero weights and bias: the layer then outputs its baseline."""
+        with torch.no_grad():
+            self.weight.zero_()
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def forward(self, values: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """(samples, 2l+1, in) -> (samples, 2l+1, out); ``gate`` (samples, out) scales it."""
+        out = values @ self.weight
+        if gate is not None:
+            out = out * gate.unsqueeze(1)
+        bias = self.bias
+        if bias is not None:
+            out = out + bias
+        baseline = self.baseline
+        if baseline is not None:
+            out = out + baseline
+        return out
+
+    def set_baseline(self, mean: np.ndarray) -> None:
+        """Set the fixed offset of the invariant outputs (shape (out_features,))."""
+        baseline = self.baseline
+        if baseline is None:
+            raise ValueError(f"o3_lambda={self.o3_lambda} outputs cannot have a baseline")
+        mean = torch.as_tensor(np.asarray(mean), dtype=baseline.dtype)
+        if mean.shape != baseline.shape:
+            raise ValueError(
+                f"baseline of Z={self.center_type} has shape {tuple(mean.shape)}, "
+                f"expected {tuple(baseline.shape)} (one value per l=0 radial function)"
+            )
+        with torch.no_grad():
+            baseline.copy_(mean)
+
+
+def coefficient_block(values: torch.Tensor, features: TensorBlock) -> TensorBlock:
+    """A coefficient block with the samples and components of ``features``."""
+    properties = Labels(
+        ["n"],
+        torch.arange(values.shape[-1], dtype=torch.int32, device=values.device).reshape(-1, 1),
+    )
+    return TensorBlock(values, features.samples, features.components, properties)
+
+
+def key_selection(o3_lambda: int, center_type: int) -> dict[str, int]:
+    """Block selection for (o3_lambda, o3_sigma = 1, center_type)."""
+    return {"o3_lambda": o3_lambda, "o3_sigma": 1, "center_type": center_type}
+
+
+def coefficient_map(keys: list[list[int]], blocks: list[TensorBlock]) -> TensorMap:
+    """Coefficient TensorMap of ``blocks`` with keys rows [o3_lambda, 1, center_type]."""
+    names = ["o3_lambda", "o3_sigma", "center_type"]
+    return TensorMap(Labels(names, torch.tensor(keys, dtype=torch.int32)), blocks)

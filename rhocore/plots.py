@@ -1,0 +1,51 @@
+"""Figures written by workflows and benchmarks (matplotlib, non-interactive backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def coefficient_parity_plot(
+    parity: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path
+) -> None:
+    """Predicted vs reference RI coefficients, coloured by angular momentum l."""
+    reference = np.concatenate([r for r, _, _ in parity])
+    predicted = np.concatenate([p for _, p, _ in parity])
+    angular = np.concatenate([a for _, _, a in parity])
+    figure, axis = plt.subplots(figsize=(5, 5))
+    for l in np.unique(angular):
+        mask = angular == l
+        axis.scatter(reference[mask], predicted[mask], s=4, alpha=0.6, label=f"l = {l}")
+    low, high = float(min(reference.min(), predicted.min())), float(
+        max(reference.max(), predicted.max())
+    )
+    axis.plot([low, high], [low, high], color="black", linewidth=0.8)
+    axis.set_xlabel("reference coefficient (a.u.)")
+    axis.set_ylabel("predicted coefficient (a.u.)")
+    axis.set_title(f"RI coefficients of {len(parity)} held-out structures")
+    axis.legend(markerscale=3, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+    plt.close(figure)
+
+
+def learning_curve_plot(
+    sizes: list[int], errors: dict[str, list[float]], ylabel: str, path: Path
+) -> None:
+    """Test error against training-set size on log-log axes, one line per model."""
+    figure, axis = plt.subplots(figsize=(5, 4))
+    for label, values in errors.items():
+        axis.loglog(sizes, values, marker="o", label=label)
+    axis.set_xlabel("training structures")
+    axis.set_ylabel(ylabel)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+    plt.close(figure)

@@ -1,0 +1,425 @@
+"""Training a model on RI coefficients with the metric loss, resumable from a checkpoint.
+
+Descriptors are computed once; the model is fitted by Adam on the mean over structures
+of ``(d_pred - d_ref)^T S (d_pred - d_ref)``, with a plateau learning-rate scheduler,
+early stopping on the validation loss and the best weights kept. After every epoch the
+run directory gets ``checkpoint.ckpt`` (everything needed to continue or to rebuild the
+model) and a line in ``train.log``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ase
+import numpy as np
+import torch
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from rhocore import __version__
+from rhocore.backend import PluginOptions
+from rhocore.basis import BasisLayout
+from rhocore.descriptors import DescriptorOptions, LambdaSoap
+from rhocore.loss import metric_loss
+from rhocore.models.base import Model
+from rhocore.plugins import get_registry
+from rhocore.tensormaps import split_structures, stack_structures, tensormap_to_coefficients
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.ckpt"
+LOG_FILE = "train.log"
+#: Format of ``checkpoint.ckpt`` this rhocore writes.
+CHECKPOINT_FORMAT_VERSION = 1
+#: ``UPDATERS[n]`` turns a format-n checkpoint into format n+1 (none needed yet).
+UPDATERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+#: Structures per descriptor computation (bounds the memory of featomic's work).
+DESCRIPTOR_CHUNK = 64
+
+
+class TrainingOptions(PluginOptions):
+    """How a model is fitted (the ``training`` section of a configuration)."""
+
+    epochs: int = Field(300, ge=1, description="Maximum number of passes over the training set.")
+    learning_rate: float = Field(1e-2, gt=0, description="Initial Adam learning rate.")
+    batch_size: int = Field(8, ge=1, description="Structures per optimisation step.")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the parameters (Adam).")
+    scheduler_factor: float = Field(
+        0.5, gt=0, lt=1, description="Learning-rate factor when the monitored loss plateaus."
+    )
+    scheduler_patience: int = Field(
+        10, ge=0, description="Epochs without improvement before the learning rate is reduced."
+    )
+    early_stopping_patience: int = Field(
+        50, ge=1, description="Epochs without improvement before training stops."
+    )
+    seed: int = Field(0, description="Seed of parameter initialisation and batch order.")
+    device: Literal["cpu"] = Field("cpu", description="Torch device.")
+    dtype: Literal["float64"] = Field("float64", description="Floating-point precision.")
+
+
+@dataclass
+class Sample:
+    """One training structure: atoms (angstrom), reference coefficients d and metric S."""
+
+    atoms: ase.Atoms
+    coefficients: np.ndarray
+    metric: np.ndarray
+
+
+@dataclass
+class TrainingResult:
+    """Outcome of :func:`train`; the model passed in holds the best weights."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_loss: float
+    stopped_early: bool
+    checkpoint: Path
+
+
+@dataclass
+class _Prepared:
+    """Cached features and torch references of a set of samples."""
+
+    features: list  # one single-structure TensorMap per sample
+    numbers: list[np.ndarray]
+    references: list[torch.Tensor]
+    metrics: list[torch.Tensor]
+
+
+def train(
+    model: Model,
+    descriptor: LambdaSoap,
+    train_samples: Sequence[Sample],
+    validation_samples: Sequence[Sample],
+    options: TrainingOptions,
+    run_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainingResult:
+    """Fit ``model`` to ``train_samples``; checkpoint and log into ``run_dir``.
+
+    The monitored loss (validation, or training when there is no validation sample) drives
+    the scheduler, early stopping and the choice of the best weights. With ``resume`` and
+    an existing checkpoint of the same model, training continues after its last epoch.
+    Losses are means over structures of ``Δ^T S Δ``.
+    """
+    if not train_samples:
+        raise ValueError("no training structures: the training set is empty")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    if not log.isEnabledFor(logging.INFO):
+        log.setLevel(logging.INFO)
+    try:
+        return _train(
+            model, descriptor, train_samples, validation_samples, options, run_dir, resume, progress
+        )
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _train(
+    model: Model,
+    descriptor: LambdaSoap,
+    train_samples: Sequence[Sample],
+    validation_samples: Sequence[Sample],
+    options: TrainingOptions,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+) -> TrainingResult:
+    torch.manual_seed(options.seed)
+    _reset_parameters(model)
+    model.to(dtype=torch.float64)
+    model.set_baseline(invariant_means(train_samples, descriptor.layout))
+    training = _prepare(descriptor, train_samples, "training", progress)
+    validation = _prepare(descriptor, validation_samples, "validation", progress)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=options.scheduler_factor, patience=options.scheduler_patience
+    )
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "history": [],
+        "best_state": copy.deepcopy(model.state_dict()),
+        "best_epoch": 0,
+        "best_loss": float("inf"),
+    }
+    path = run_dir / CHECKPOINT_FILE
+    if resume and path.exists():
+        checkpoint = load_checkpoint(path)
+        _check_same_run(checkpoint, model, descriptor, path)
+        model.load_state_dict(checkpoint["model_state"])
+        optimizer.load_state_dict(checkpoint["optimizer_state"])
+        scheduler.load_state_dict(checkpoint["scheduler_state"])
+        state = {name: checkpoint[name] for name in state}
+        log.info("resuming from %s after epoch %d", path, state["epoch"])
+
+    stopped_early = _stopping(state, options)
+    bar = tqdm(total=options.epochs, initial=state["epoch"], disable=not progress, desc="training")
+    while state["epoch"] < options.epochs and not stopped_early:
+        epoch = state["epoch"] + 1
+        order = np.random.default_rng([options.seed, epoch]).permutation(len(train_samples))
+        model.train()
+        total = 0.0
+        for start in range(0, len(order), options.batch_size):
+            batch = order[start : start + options.batch_size].tolist()
+            optimizer.zero_grad()
+            loss = _batch_loss(model, descriptor.layout, training, batch)
+            (loss / len(batch)).backward()
+            optimizer.step()
+            total += float(loss.detach())
+        train_loss = total / len(order)
+        validation_loss = evaluate_loss(model, descriptor.layout, validation, options.batch_size)
+        monitored = train_loss if validation_loss is None else validation_loss
+        learning_rate = optimizer.param_groups[0]["lr"]
+        scheduler.step(monitored)
+        state["history"].append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "validation_loss": validation_loss,
+                "learning_rate": learning_rate,
+            }
+        )
+        if monitored < state["best_loss"]:
+            state["best_loss"] = monitored
+            state["best_epoch"] = epoch
+            state["best_state"] = copy.deepcopy(model.state_dict())
+        state["epoch"] = epoch
+        save_checkpoint(path, _checkpoint(model, descriptor, options, optimizer, scheduler, state))
+        log.info(
+            "epoch %d train_loss %.6e validation_loss %s lr %.3e",
+            epoch,
+            train_loss,
+            "n/a" if validation_loss is None else f"{validation_loss:.6e}",
+            learning_rate,
+        )
+        bar.update(1)
+        bar.set_postfix(train=f"{train_loss:.3e}", val=f"{monitored:.3e}")
+        stopped_early = _stopping(state, options)
+    bar.close()
+    if stopped_early:
+        log.info(
+            "early stopping after epoch %d (best epoch %d)", state["epoch"], state["best_epoch"]
+        )
+    model.load_state_dict(state["best_state"])
+    model.eval()
+    return TrainingResult(
+        history=state["history"],
+        best_epoch=state["best_epoch"],
+        best_loss=state["best_loss"],
+        stopped_early=stopped_early,
+        checkpoint=path,
+    )
+
+
+def invariant_means(samples: Sequence[Sample], layout: BasisLayout) -> dict[int, np.ndarray]:
+    """Per-species mean of the l = 0 coefficients over all atoms of ``samples``."""
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    for sample in samples:
+        for (l, z), block in layout.split(sample.coefficients, sample.atoms.numbers).items():
+            if l == 0:
+                sums[z] = sums.get(z, 0.0) + block[:, 0, :].sum(axis=0)
+                counts[z] = counts.get(z, 0) + block.shape[0]
+    return {z: sums[z] / counts[z] for z in sums}
+
+
+def evaluate_loss(
+    model: Model, layout: BasisLayout, prepared: _Prepared, batch_size: int
+) -> float | None:
+    """Mean metric loss over prepared samples (None when there are none)."""
+    if not prepared.features:
+        return None
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(prepared.features), batch_size):
+            batch = list(range(start, min(start + batch_size, len(prepared.features))))
+            total += float(_batch_loss(model, layout, prepared, batch))
+    return total / len(prepared.features)
+
+
+def predict(
+    model: Model | torch.jit.ScriptModule,
+    descriptor: LambdaSoap,
+    frames: Sequence[ase.Atoms],
+    batch_size: int = 32,
+) -> list[np.ndarray]:
+    """Predicted flat canonical coefficient vectors of ``frames``."""
+    out: list[np.ndarray] = []
+    frames = list(frames)
+    with torch.no_grad():
+        for start in range(0, len(frames), batch_size):
+            chunk = frames[start : start + batch_size]
+            prediction = model(descriptor.compute(chunk))
+            vectors = tensormap_to_coefficients(
+                prediction, [atoms.numbers for atoms in chunk], descriptor.layout
+            )
+            out.extend(vector.numpy().copy() for vector in vectors)
+    return out
+
+
+def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
+    """Write ``checkpoint`` atomically, so an interrupted write leaves the previous one."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(checkpoint, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint and update it to the current format version."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at '{path}'; train a model with `rhocore train`")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    version = checkpoint.get("format_version") if isinstance(checkpoint, dict) else None
+    if not isinstance(version, int):
+        raise ValueError(f"'{path}' is not a rhocore checkpoint (no format_version)")
+    if version > CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(
+            f"'{path}' has checkpoint format version {version}, written by rhocore "
+            f"{checkpoint.get('rhocore_version', 'unknown')}; this rhocore {__version__} reads "
+            f"format versions up to {CHECKPOINT_FORMAT_VERSION}. Install rhocore>="
+            f"{checkpoint.get('rhocore_version', 'unknown')} to read it."
+        )
+    while version < CHECKPOINT_FORMAT_VERSION:
+        if version not in UPDATERS:
+            raise ValueError(
+                f"'{path}' has checkpoint format version {version}, which this rhocore "
+                f"{__version__} cannot update to version {CHECKPOINT_FORMAT_VERSION}"
+            )
+        checkpoint = UPDATERS[version](checkpoint)
+        version = checkpoint["format_version"]
+    return checkpoint
+
+
+def load_model(path: Path) -> tuple[Model, LambdaSoap, BasisLayout]:
+    """The best model of a checkpoint, its descriptor and basis layout, ready to predict."""
+    checkpoint = load_checkpoint(path)
+    model_cls = get_registry().get("model", checkpoint["model"]["name"])
+    model = model_cls.from_hypers(checkpoint["model"]["hypers"])
+    model.load_state_dict(checkpoint["best_state"])
+    model.eval()
+    layout = BasisLayout.from_json(checkpoint["layout"])
+    options = DescriptorOptions.model_validate(checkpoint["descriptor"]["options"])
+    descriptor = LambdaSoap(options, layout, checkpoint["descriptor"]["species"])
+    return model, descriptor, layout
+
+
+def _checkpoint(
+    model: Model,
+    descriptor: LambdaSoap,
+    options: TrainingOptions,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "rhocore_version": __version__,
+        "model": {"name": type(model).name, "hypers": model.hypers()},
+        "layout": descriptor.layout.to_json(),
+        "descriptor": {
+            "options": descriptor.options.model_dump(mode="json"),
+            "species": descriptor.species,
+        },
+        "training_options": options.model_dump(mode="json"),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict(),
+        "scheduler_state": scheduler.state_dict(),
+        **state,
+    }
+
+
+def _check_same_run(
+    checkpoint: dict[str, Any], model: Model, descriptor: LambdaSoap, path: Path
+) -> None:
+    found = (
+        checkpoint["model"]["name"],
+        checkpoint["model"]["hypers"],
+        checkpoint["descriptor"]["options"],
+        checkpoint["descriptor"]["species"],
+    )
+    wanted = (
+        type(model).name,
+        model.hypers(),
+        descriptor.options.model_dump(mode="json"),
+        descriptor.species,
+    )
+    if found != wanted:
+        raise ValueError(
+            f"'{path}' belongs to a different model, descriptor or dataset (model "
+            f"'{found[0]}' with {found[1]}); use a new run directory, or resume=False "
+            "(`--no-resume`) to start over in this one"
+        )
+
+
+def _stopping(state: dict[str, Any], options: TrainingOptions) -> bool:
+    return state["epoch"] - state["best_epoch"] >= options.early_stopping_patience
+
+
+def _reset_parameters(model: Model) -> None:
+    """Seeded re-initialisation, so that a run depends only on its options."""
+    for module in model.modules():
+        if module is not model and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def _prepare(
+    descriptor: LambdaSoap, samples: Sequence[Sample], what: str, progress: bool
+) -> _Prepared:
+    features = []
+    for start in tqdm(
+        range(0, len(samples), DESCRIPTOR_CHUNK),
+        desc=f"descriptors ({what})",
+        disable=not progress or not samples,
+    ):
+        chunk = samples[start : start + DESCRIPTOR_CHUNK]
+        computed = descriptor.compute([sample.atoms for sample in chunk])
+        features.extend(split_structures(computed, len(chunk)))
+    for index, sample in enumerate(samples):
+        size = descriptor.layout.size(sample.atoms.numbers)
+        if sample.coefficients.shape != (size,) or sample.metric.shape != (size, size):
+            raise ValueError(
+                f"{what} structure {index}: coefficients {sample.coefficients.shape} and "
+                f"metric {sample.metric.shape} do not match the {size} RI basis functions "
+                "of its atoms"
+            )
+    return _Prepared(
+        features=features,
+        numbers=[np.asarray(sample.atoms.numbers) for sample in samples],
+        references=[torch.tensor(s.coefficients, dtype=torch.float64) for s in samples],
+        metrics=[torch.tensor(s.metric, dtype=torch.float64) for s in samples],
+    )
+
+
+def _batch_loss(
+    model: Model, layout: BasisLayout, prepared: _Prepared, batch: list[int]
+) -> torch.Tensor:
+    """Sum of the metric losses of the structures ``batch`` of ``prepared``."""
+    features = stack_structures([prepared.features[i] for i in batch])
+    predictions = tensormap_to_coefficients(
+        model(features), [prepared.numbers[i] for i in batch], layout
+    )
+    return metric_loss(
+        predictions,
+        [prepared.references[i] for i in batch],
+        [prepared.metrics[i] for i in batch],
+    )

@@ -1,0 +1,146 @@
+"""``rhocore evaluate``: accuracy of a trained model on the structures of a dataset.
+
+The metric error needs only the dataset. The grid metrics (NMAE vs the RI reference and
+vs the exact field, the RI floor) need the backend that made the data, to evaluate basis
+functions; when it is not installed or cannot evaluate this basis, they are reported as
+unavailable with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rhocore.backend import QCBackend
+from rhocore.dataset import Dataset
+from rhocore.fields import StructureMetrics, grid_metrics, metric_error_percent
+from rhocore.modelfile import ModelFile, load_model_file
+from rhocore.plugins import PluginError, Registry, get_registry
+
+log = logging.getLogger(__name__)
+
+MEAN_KEYS = (
+    "metric_error_percent",
+    "nmae_percent_vs_ri",
+    "nmae_percent_vs_dft",
+    "ri_floor_nmae_percent",
+    "electron_count_error_percent",
+)
+
+
+@dataclass
+class EvaluationReport:
+    """Per-structure metrics, their means, and why grid metrics may be missing."""
+
+    structures: list[StructureMetrics]
+    grid_metrics_unavailable: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+    parity: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def means(self) -> dict[str, float | None]:
+        """Mean of each metric over the structures that have it."""
+        out: dict[str, float | None] = {}
+        for key in MEAN_KEYS:
+            values = [getattr(s, key) for s in self.structures if getattr(s, key) is not None]
+            out[key] = float(np.mean(values)) if values else None
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON document written by ``rhocore evaluate --json``."""
+        return {
+            **self.means(),
+            "n_structures": len(self.structures),
+            "grid_metrics_unavailable": self.grid_metrics_unavailable,
+            "structures": [s.as_dict() for s in self.structures],
+            **self.extra,
+        }
+
+    def table(self) -> str:
+        """Means as an aligned text table for the terminal."""
+        rows = [(key, value) for key, value in self.means().items()]
+        width = max(len(key) for key, _ in rows)
+        lines = [f"held-out metrics over {len(self.structures)} structures"]
+        for key, value in rows:
+            shown = "n/a" if value is None else f"{value:.4f}"
+            lines.append(f"  {key:<{width}}  {shown}")
+        if self.grid_metrics_unavailable:
+            lines.append(f"  grid metrics unavailable: {self.grid_metrics_unavailable}")
+        return "\n".join(lines)
+
+
+def backend_for_dataset(
+    dataset: Dataset, registry: Registry | None = None
+) -> tuple[QCBackend | None, str | None]:
+    """The backend that generated ``dataset``, or None and the reason it is unavailable."""
+    metadata = dataset.metadata
+    try:
+        cls = (registry or get_registry()).get("backend", metadata.backend_name)
+        return cls(metadata.backend_options), None
+    except (PluginError, ValueError) as error:
+        return None, f"backend '{metadata.backend_name}' cannot evaluate fields here: {error}"
+
+
+def evaluate(
+    model: ModelFile | Path,
+    dataset_path: Path,
+    *,
+    indices: list[int] | None = None,
+    grid: bool = True,
+    progress: bool = True,
+    registry: Registry | None = None,
+) -> EvaluationReport:
+    """Predict every structure of ``indices`` (default: all done) and compare."""
+    model_file = model if isinstance(model, ModelFile) else load_model_file(Path(model))
+    dataset = Dataset(Path(dataset_path))
+    indices = dataset.indices() if indices is None else indices
+    registry = registry or get_registry()
+    backend, unavailable = (
+        backend_for_dataset(dataset, registry) if grid else (None, "not requested")
+    )
+    is_density = _is_total_density(dataset.metadata.target_name, registry)
+    report = EvaluationReport(structures=[], grid_metrics_unavailable=unavailable)
+    for index in tqdm(indices, desc="evaluate", unit="structure", disable=not progress):
+        entry = dataset.entry(index)
+        assert entry.fit is not None
+        predicted = model_file.predict([entry.atoms])[0]
+        reference = entry.fit.coefficients
+        metrics = StructureMetrics(
+            index=index,
+            metric_error_percent=metric_error_percent(predicted, reference, entry.fit.metric),
+            predicted_integral=float(entry.fit.integrals @ predicted),
+            reference_integral=float(entry.fit.integrals @ reference),
+        )
+        if is_density and entry.weights is not None:
+            expected = float(entry.weights.sum())
+            metrics.electron_count_error_percent = (
+                100.0 * abs(metrics.predicted_integral - expected) / expected
+            )
+        if backend is not None:
+            values = grid_metrics(backend, entry.atoms, predicted, reference, entry.fit.field_state)
+            for key, value in values.items():
+                setattr(metrics, key, value)
+        report.structures.append(metrics)
+        angular = model_file.layout.function_table(entry.atoms.numbers)[:, 2]
+        report.parity.append((reference, predicted, angular))
+    return report
+
+
+def _is_total_density(target_name: str, registry: Registry) -> bool:
+    try:
+        return bool(registry.get("target", target_name).is_total_density)
+    except PluginError:
+        return target_name == "density"
+
+
+def write_report(report: EvaluationReport, json_path: Path, plot_path: Path | None) -> None:
+    """Write the JSON report and, if asked, the parity plot of the coefficients."""
+    Path(json_path).write_text(json.dumps(report.as_dict(), indent=1))
+    if plot_path is not None:
+        from rhocore.plots import coefficient_parity_plot
+
+        coefficient_parity_plot(report.parity, Path(plot_path))

@@ -1,0 +1,114 @@
+"""``rhocore train``: dataset.h5 + model/training options -> run directory.
+
+The run directory gets ``options_restart.yaml`` (the fully expanded configuration),
+``split.json``, ``train.log``, ``checkpoint.ckpt`` (resumable) and ``model.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from rhocore.config import ResolvedConfig
+from rhocore.dataset import Dataset
+from rhocore.descriptors import LambdaSoap
+from rhocore.modelfile import save_model_file
+from rhocore.training import Sample, TrainingResult, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Split:
+    """Dataset indices for training, validation and the held-out test set."""
+
+    train: list[int]
+    validation: list[int]
+    test: list[int]
+
+    def as_dict(self) -> dict[str, list[int]]:
+        """JSON-ready."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
+def split_indices(
+    indices: list[int], test_fraction: float, validation_fraction: float, seed: int
+) -> Split:
+    """A seeded random split; test and validation get at least one structure when asked."""
+    order = np.random.default_rng(seed).permutation(sorted(indices)).tolist()
+    n_test = int(round(test_fraction * len(order))) if test_fraction > 0 else 0
+    n_test = max(n_test, 1) if test_fraction > 0 else 0
+    rest = order[n_test:]
+    n_val = max(int(round(validation_fraction * len(rest))), 1) if validation_fraction > 0 else 0
+    if len(rest) - n_val < 1:
+        raise ValueError(
+            f"{len(indices)} finished structures are too few for test fraction "
+            f"{test_fraction} and validation fraction {validation_fraction}"
+        )
+    return Split(train=sorted(rest[n_val:]), validation=sorted(rest[:n_val]), test=sorted(order[:n_test]))
+
+
+def load_samples(dataset: Dataset, indices: list[int]) -> list[Sample]:
+    """Structures, reference coefficients and metric matrices of ``indices``."""
+    return [
+        Sample(
+            atoms=dataset.atoms(index),
+            coefficients=dataset.coefficients(index),
+            metric=dataset.overlap(index),
+        )
+        for index in indices
+    ]
+
+
+def train_run(
+    config: ResolvedConfig, dataset_path: Path, run_dir: Path, *, progress: bool = True
+) -> TrainingResult:
+    """Train the configured model on a dataset and export it to ``run_dir/model.pt``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dataset = Dataset(Path(dataset_path))
+    metadata = dataset.metadata
+    split_options = config.raw.split
+    split = split_indices(
+        dataset.indices(),
+        split_options.test_fraction,
+        split_options.validation_fraction,
+        split_options.seed,
+    )
+    (run_dir / "split.json").write_text(json.dumps(split.as_dict(), indent=1))
+    restart = config.to_dict()
+    restart["backend"] = {"name": metadata.backend_name, "options": metadata.backend_options}
+    restart["target"] = {"name": metadata.target_name, "options": metadata.target_options}
+    (run_dir / "options_restart.yaml").write_text(yaml.safe_dump(restart, sort_keys=False))
+
+    species = sorted({int(z) for index in dataset.indices() for z in dataset.atoms(index).numbers})
+    descriptor = LambdaSoap(config.descriptor_options, metadata.layout, species)
+    model = config.model_cls(config.model_options, metadata.layout, descriptor.feature_sizes())
+    log.info(
+        "training %s on %d structures (%d validation, %d held out) from %s",
+        config.model_cls.name, len(split.train), len(split.validation), len(split.test),
+        dataset_path,
+    )
+    result = train(
+        model,
+        descriptor,
+        load_samples(dataset, split.train),
+        load_samples(dataset, split.validation),
+        config.training_options,
+        run_dir,
+        progress=progress,
+    )
+    save_model_file(
+        run_dir / "model.pt",
+        model,
+        config.descriptor_options,
+        species,
+        metadata,
+        split.as_dict(),
+    )
+    return result

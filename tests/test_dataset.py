@@ -1,0 +1,265 @@
+"""dataset.h5: round trips, resuming, crash safety and the errors users see."""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import rhocore.dataset as dataset_module
+from rhocore.dataset import (
+    FORMAT_VERSION,
+    Dataset,
+    DatasetError,
+    DatasetMetadata,
+    DatasetWriter,
+)
+from rhocore.testing.datasets import (
+    assert_entries_equal,
+    failed_entry,
+    synthetic_entry,
+    synthetic_metadata,
+)
+
+
+def _write(path: Path, *entries, metadata: DatasetMetadata | None = None) -> None:
+    with DatasetWriter(path, metadata or synthetic_metadata()) as writer:
+        for entry in entries:
+            writer.write(entry)
+
+
+def test_round_trip_keeps_every_array_and_the_metadata(tmp_path):
+    path = tmp_path / "dataset.h5"
+    entries = [synthetic_entry(index) for index in (0, 3, 11)]
+    _write(path, *entries)
+    dataset = Dataset(path)
+    assert dataset.indices() == [0, 3, 11] and len(dataset) == 3
+    assert dataset.metadata == synthetic_metadata()
+    assert dataset.units["orbital_energies"] == "eV"
+    for expected in entries:
+        assert_entries_equal(dataset.entry(expected.index), expected)
+        assert np.array_equal(dataset.coefficients(expected.index), expected.fit.coefficients)
+        assert np.array_equal(dataset.overlap(expected.index), expected.fit.metric)
+    with h5py.File(path, "r") as handle:
+        group = handle["structures/3"]
+        assert group.attrs["expected_integral"] == 1.0
+        assert group.attrs["fitted_integral"] == pytest.approx(entries[1].fit.fitted_integral)
+        assert group.attrs["total_energy_eV"] == -2083.0
+
+
+def test_failed_entry_keeps_its_reason_and_counts_as_finished(tmp_path):
+    path = tmp_path / "dataset.h5"
+    _write(path, synthetic_entry(0), failed_entry(1, "SCF did not converge in 50 cycles"))
+    with DatasetWriter(path, synthetic_metadata()) as writer:
+        assert writer.done_indices() == {0}
+        assert writer.failed_indices() == {1}
+        assert writer.finished_indices() == {0, 1}
+    dataset = Dataset(path)
+    assert dataset.indices() == [0] and dataset.indices("failed") == [1]
+    assert dataset.indices("all") == [0, 1]
+    assert dataset.summary() == {"done": 1, "failed": 1}
+    assert_entries_equal(dataset.entry(1), failed_entry(1, "SCF did not converge in 50 cycles"))
+    with pytest.raises(DatasetError, match="structure 1 of .* failed: SCF did not converge"):
+        dataset.coefficients(1)
+    with pytest.raises(DatasetError, match="structure 7 is not in"):
+        dataset.entry(7)
+
+
+def test_retry_failed_recomputes_only_failed_entries(tmp_path):
+    path = tmp_path / "dataset.h5"
+    _write(path, synthetic_entry(0), failed_entry(1))
+    with DatasetWriter(path, synthetic_metadata(), retry_failed=True) as writer:
+        assert writer.finished_indices() == {0}
+        writer.write(synthetic_entry(1))
+        with pytest.raises(DatasetError, match="structure 0 is already in .* never overwritten"):
+            writer.write(synthetic_entry(0))
+    assert Dataset(path).summary() == {"done": 2, "failed": 0}
+    assert_entries_equal(Dataset(path).entry(1), synthetic_entry(1))
+
+
+def test_an_existing_entry_is_never_overwritten(tmp_path):
+    path = tmp_path / "dataset.h5"
+    _write(path, failed_entry(2))
+    with DatasetWriter(path, synthetic_metadata()) as writer:
+        with pytest.raises(DatasetError, match="structure 2 is already in .*status failed"):
+            writer.write(synthetic_entry(2))
+    assert Dataset(path).indices("failed") == [2]
+
+
+def test_reopening_with_different_metadata_names_the_field_and_the_file(tmp_path):
+    path = tmp_path / "dataset.h5"
+    _write(path, synthetic_entry(0))
+    changed = synthetic_metadata(target_name="lumo", backend_options={"xc": "b3lyp"})
+    with pytest.raises(DatasetError) as error:
+        DatasetWriter(path, changed).open()
+    message = str(error.value)
+    assert str(path) in message and "new output path" in message
+    assert "backend_options, target_name" in message and "this run has lumo" in message
+    # A newer rhocore may resume a file an older one started.
+    _write(path, synthetic_entry(1), metadata=synthetic_metadata(rhocore_version="0.2.0"))
+    assert Dataset(path).indices() == [0, 1]
+    assert Dataset(path).metadata.rhocore_version == "0.1.0"
+
+
+def test_a_done_entry_that_does_not_match_the_layout_is_refused(tmp_path):
+    entry = synthetic_entry(0)
+    entry.fit.coefficients = entry.fit.coefficients[:-1]
+    with pytest.raises(DatasetError, match="do not match the .* basis functions"):
+        _write(tmp_path / "dataset.h5", entry)
+    assert Dataset(tmp_path / "dataset.h5").summary() == {"done": 0, "failed": 0}
+
+
+def test_leftover_tmp_group_from_a_crash_is_ignored_and_cleaned(tmp_path):
+    path = tmp_path / "dataset.h5"
+    _write(path, synthetic_entry(0))
+    with h5py.File(path, "a") as handle:  # a crash between building an entry and its move
+        handle.create_group("tmp/1")["coefficients"] = np.zeros(3)
+    dataset = Dataset(path)
+    assert dataset.indices("all") == [0]
+    dataset.close()
+    with DatasetWriter(path, synthetic_metadata()) as writer:
+        assert writer.finished_indices() == {0}
+        assert len(writer.file["tmp"]) == 0
+        writer.write(synthetic_entry(1))
+    assert_entries_equal(Dataset(path).entry(1), synthetic_entry(1))
+
+
+def test_entry_metadata_stays_in_memory_until_the_entry_is_complete(tmp_path, monkeypatch):
+    # Without this, a full metadata cache writes half an entry to disk, and a kill at that
+    # moment can leave a file HDF5 cannot read ("bad heap free list").
+    seen = []
+    original = dataset_module._write_group
+
+    def spying_write_group(group, entry):
+        seen.append(group.file.id.get_mdc_config().evictions_enabled)
+        original(group, entry)
+
+    monkeypatch.setattr(dataset_module, "_write_group", spying_write_group)
+    with DatasetWriter(tmp_path / "dataset.h5", synthetic_metadata()) as writer:
+        writer.write(synthetic_entry(0))
+        assert writer.file.id.get_mdc_config().evictions_enabled
+    assert seen == [False]
+
+
+_WRITE_FOREVER = textwrap.dedent(
+    """
+    import sys
+    from rhocore.dataset import DatasetWriter
+    from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
+
+    with DatasetWriter(sys.argv[1], synthetic_metadata()) as writer:
+        index = max(writer.finished_indices(), default=-1) + 1
+        print("writing", flush=True)
+        while True:
+            writer.write(synthetic_entry(index, n_molecules=2))
+            index += 1
+    """
+)
+
+
+def _kill_while_writing(path: Path, seconds: float) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITE_FOREVER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "writing\n"
+        time.sleep(seconds)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_writer_killed_mid_write_leaves_only_complete_entries(tmp_path):
+    path = tmp_path / "dataset.h5"
+    previous = 0
+    for seconds in (0.35, 0.55):
+        _kill_while_writing(path, seconds)
+        dataset = Dataset(path)
+        indices = dataset.indices("all")
+        assert indices == list(range(len(indices))), "entries must be written in order"
+        assert len(indices) > previous, "the killed writer wrote nothing"
+        for index in indices:
+            assert_entries_equal(dataset.entry(index), synthetic_entry(index, n_molecules=2))
+        dataset.close()
+        previous = len(indices)
+    with DatasetWriter(path, synthetic_metadata()) as writer:  # resuming still works
+        writer.write(synthetic_entry(previous, n_molecules=2))
+    assert Dataset(path).indices()[-1] == previous
+
+
+def test_a_file_that_is_not_a_rhocore_dataset_says_what_it_lacks(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as handle:
+        handle["x"] = np.zeros(3)
+    with pytest.raises(DatasetError, match=rf"{other} is not a rhocore dataset: .*no 'format'"):
+        Dataset(other).indices()
+    with pytest.raises(DatasetError, match="is not a rhocore dataset"):
+        DatasetWriter(other, synthetic_metadata()).open()
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(DatasetError, match=rf"{text} is not a readable HDF5 file"):
+        _ = Dataset(text).metadata
+    with pytest.raises(DatasetError, match="does not exist"):
+        Dataset(tmp_path / "missing.h5")
+    incomplete = tmp_path / "incomplete.h5"
+    with h5py.File(incomplete, "w") as handle:
+        handle.attrs["format"] = "rhocore-dataset"
+        handle.attrs["format_version"] = 1
+    with pytest.raises(DatasetError, match=r"without the root attributes \['backend_name'"):
+        _ = Dataset(incomplete).metadata
+
+
+def test_a_newer_format_version_asks_for_the_rhocore_release_that_reads_it(tmp_path):
+    path = tmp_path / "dataset.h5"
+    _write(path, synthetic_entry(0))
+    with h5py.File(path, "a") as handle:
+        handle.attrs["format_version"] = FORMAT_VERSION + 1
+        handle.attrs["rhocore_version"] = "0.7.0"
+    with pytest.raises(
+        DatasetError, match=r"format version 2; .*Upgrade to rhocore >= 0.7.0 to read it"
+    ):
+        Dataset(path).indices()
+    with pytest.raises(DatasetError, match="format version 2"):
+        DatasetWriter(path, synthetic_metadata()).open()
+
+
+def test_an_older_format_version_goes_through_the_update_chain(tmp_path, monkeypatch):
+    path = tmp_path / "dataset.h5"
+    _write(path, synthetic_entry(0))
+
+    def update_v1_to_v2(attrs: dict) -> dict:
+        return attrs | {"metric_kind": "coulomb"}
+
+    monkeypatch.setattr(dataset_module, "FORMAT_VERSION", 2)
+    monkeypatch.setattr(dataset_module, "UPDATES", {1: update_v1_to_v2})
+    assert Dataset(path).metadata.metric_kind == "coulomb"
+    monkeypatch.setattr(dataset_module, "UPDATES", {})
+    with pytest.raises(DatasetError, match="version 1, which this rhocore no longer reads"):
+        Dataset(path).indices()
+
+
+def test_a_pickled_dataset_reopens_its_own_file_handle(tmp_path):
+    path = tmp_path / "dataset.h5"
+    _write(path, synthetic_entry(0), synthetic_entry(1))
+    dataset = Dataset(path)
+    assert len(dataset) == 2  # the handle is open now
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert copy._file is None
+    assert np.array_equal(copy.coefficients(1), dataset.coefficients(1))
+
+
+def test_a_stored_format_1_file_still_loads():
+    dataset = Dataset(Path(__file__).parent / "data" / "dataset_v1.h5")
+    assert dataset.metadata == synthetic_metadata()
+    assert dataset.summary() == {"done": 1, "failed": 1}
+    assert_entries_equal(dataset.entry(0), synthetic_entry(0))
+    assert dataset.entry(1).reason == "SCF did not converge"

@@ -1,0 +1,102 @@
+"""lambda-SOAP descriptors: metadata, equivariance in rhocore's convention, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rhocore.basis import BasisLayout
+from rhocore.descriptors import DescriptorOptions, LambdaSoap
+from rhocore.rotations import random_rotation, wigner_d_real
+from rhocore.testing.models import random_waters
+
+LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
+OPTIONS = DescriptorOptions(cutoff=3.5, max_radial=2, max_angular=2)
+
+
+@pytest.fixture(scope="module")
+def descriptor() -> LambdaSoap:
+    return LambdaSoap(OPTIONS, LAYOUT, [1, 8])
+
+
+def test_only_the_blocks_of_the_basis_are_computed_with_canonical_metadata(descriptor):
+    features = descriptor.compute(random_waters(2, molecules=2))
+    keys = [tuple(int(v) for v in key.values) for key in features.keys]
+    assert features.keys.names == ["o3_lambda", "o3_sigma", "center_type"]
+    assert sorted(keys) == sorted((l, 1, z) for l, z in LAYOUT.keys())
+    sizes = descriptor.feature_sizes()
+    for key, block in features.items():
+        l, z = int(key["o3_lambda"]), int(key["center_type"])
+        assert block.values.dtype == torch.float64
+        assert block.samples.names == ["system", "atom"]
+        assert block.components[0].names == ["o3_mu"]
+        assert block.components[0].values.reshape(-1).tolist() == list(range(-l, l + 1))
+        assert block.values.shape == (2 * (2 if z == 8 else 4), 2 * l + 1, sizes[(l, z)])
+
+
+def test_swapped_pairs_of_the_self_product_are_kept_once(descriptor):
+    # l_1 = l_2 pairs (a, n_1; b, n_2) and (b, n_2; a, n_1) are equal: one of them is kept
+    channels = 2 * (OPTIONS.max_radial + 1)
+    properties = descriptor._properties[0].values.tolist()
+    assert len(properties) == (OPTIONS.max_angular + 1) * channels * (channels + 1) // 2
+    assert len({tuple(p) for p in properties}) == len(properties)
+
+
+def test_rotating_structures_rotates_features_by_rhocore_wigner_matrices(descriptor):
+    frames = random_waters(2, seed=4, molecules=2)
+    rotation = random_rotation(11)
+    rotated = [atoms.copy() for atoms in frames]
+    for atoms in rotated:
+        atoms.positions = atoms.positions @ rotation.T
+    before, after = descriptor.compute(frames), descriptor.compute(rotated)
+    for key, block in before.items():
+        wigner = torch.tensor(wigner_d_real(int(key["o3_lambda"]), rotation))
+        expected = torch.einsum("mk,skp->smp", wigner, block.values)
+        assert torch.allclose(after.block(key).values, expected, atol=1e-12), key
+
+
+def test_normalized_invariant_features_have_unit_norm(descriptor):
+    block = descriptor.compute(random_waters(2, molecules=2)).block(
+        {"o3_lambda": 0, "o3_sigma": 1, "center_type": 1}
+    )
+    norms = torch.linalg.vector_norm(block.values, dim=(1, 2))
+    assert torch.allclose(norms, torch.ones_like(norms))
+
+
+def test_absent_species_gives_empty_blocks_not_missing_keys():
+    descriptor = LambdaSoap(OPTIONS, BasisLayout({1: (2, 1), 6: (2, 1), 8: (3, 2, 1)}), [1, 6, 8])
+    features = descriptor.compute(random_waters(1))
+    carbon = features.block({"o3_lambda": 1, "o3_sigma": 1, "center_type": 6})
+    assert carbon.values.shape == (0, 3, descriptor.feature_sizes()[(1, 6)])
+
+
+def test_unknown_species_and_too_small_max_angular_are_explained(descriptor):
+    water = random_waters(1)[0]
+    water.numbers[0] = 6
+    with pytest.raises(ValueError, match=r"species \[6\] that this descriptor was not built"):
+        descriptor.compute([water])
+    with pytest.raises(ValueError, match="max_angular >= 2"):
+        LambdaSoap(DescriptorOptions(max_angular=1), LAYOUT, [1, 8])
+    with pytest.raises(ValueError, match="no RI basis functions"):
+        LambdaSoap(OPTIONS, LAYOUT, [1, 6, 8])
+
+
+def test_default_max_angular_is_at_least_four_and_the_basis_lmax():
+    assert LambdaSoap(DescriptorOptions(), LAYOUT, [1, 8]).max_angular == 4
+    deep = BasisLayout({1: (1, 1, 1, 1, 1, 1)})
+    assert LambdaSoap(DescriptorOptions(), deep, [1]).max_angular == 5
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ValueError, match="extra"):
+        DescriptorOptions(cutof=3.0)
+
+
+def test_features_do_not_depend_on_batching(descriptor):
+    frames = random_waters(3, seed=2)
+    together = descriptor.compute(frames)
+    alone = descriptor.compute(frames[1:2])
+    for key, block in alone.items():
+        rows = together.block(key).samples.column("system") == 1
+        np.testing.assert_allclose(together.block(key).values[rows], block.values, atol=1e-14)

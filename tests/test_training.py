@@ -1,0 +1,121 @@
+"""Training: convergence on exact data, resume, reproducibility and checkpoint versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from training_data import LAYOUT, linear_samples, make_descriptor
+
+from rhocore import training
+from rhocore.models.linear import LinearModel
+from rhocore.models.nonlinear import NonlinearModel
+from rhocore.training import (
+    TrainingOptions,
+    load_checkpoint,
+    load_model,
+    predict,
+    save_checkpoint,
+    train,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return linear_samples(24, seed=3)
+
+
+def _run(model_cls, samples, run_dir, *, options=None, epochs=8, seed=0, resume=True):
+    descriptor = make_descriptor()
+    model = model_cls(options, LAYOUT, descriptor.feature_sizes())
+    settings = TrainingOptions(epochs=epochs, batch_size=5, learning_rate=0.05, seed=seed)
+    result = train(
+        model, descriptor, samples[:20], samples[20:], settings, run_dir, resume, progress=False
+    )
+    return model, descriptor, result
+
+
+def test_linear_model_learns_exactly_linear_coefficients(samples, tmp_path):
+    _, _, result = _run(LinearModel, samples, tmp_path, epochs=120)
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < 1e-3 * first["train_loss"], result.history[-1]
+    assert result.best_loss < 1e-2 * first["validation_loss"]
+    log = (tmp_path / "train.log").read_text()
+    assert "epoch 120 train_loss" in log and "validation_loss" in log
+
+
+def test_interrupted_training_resumes_from_the_saved_epoch(samples, tmp_path, monkeypatch):
+    _, _, straight = _run(LinearModel, samples, tmp_path / "straight", epochs=10)
+
+    save = training.save_checkpoint
+
+    def save_then_die(path, checkpoint):
+        save(path, checkpoint)
+        if checkpoint["epoch"] == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _run(LinearModel, samples, tmp_path / "resumed", epochs=10)
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.ckpt")["epoch"] == 4
+    _, _, resumed = _run(LinearModel, samples, tmp_path / "resumed", epochs=10)
+
+    assert "resuming from" in (tmp_path / "resumed" / "train.log").read_text()
+    assert [h["epoch"] for h in resumed.history] == list(range(1, 11))
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-10)
+        assert a["validation_loss"] == pytest.approx(b["validation_loss"], rel=1e-10)
+
+
+def test_seeded_runs_are_reproducible_and_the_seed_matters(samples, tmp_path):
+    options = {"hidden_sizes": [4]}
+    runs = [
+        _run(NonlinearModel, samples, tmp_path / name, options=options, epochs=3, seed=seed)
+        for name, seed in [("a", 1), ("b", 1), ("c", 2)]
+    ]
+    (model_a, _, a), (model_b, _, b), (model_c, _, c) = runs
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    for (name, x), y in zip(
+        model_a.state_dict().items(), model_b.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y), name
+    assert a.history[-1]["train_loss"] != c.history[-1]["train_loss"]
+
+
+def test_loaded_checkpoint_predicts_like_the_trained_model(samples, tmp_path):
+    model, descriptor, result = _run(LinearModel, samples, tmp_path, epochs=4)
+    loaded, loaded_descriptor, layout = load_model(result.checkpoint)
+    assert layout == LAYOUT and loaded_descriptor.species == [1, 8]
+    frames = [sample.atoms for sample in samples[20:]]
+    for x, y in zip(
+        predict(model, descriptor, frames), predict(loaded, loaded_descriptor, frames), strict=True
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_checkpoint_of_another_model_is_not_resumed(samples, tmp_path):
+    _run(LinearModel, samples, tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="belongs to a different model"):
+        _run(NonlinearModel, samples, tmp_path, options={"hidden_sizes": [4]}, epochs=2)
+
+
+def test_checkpoint_from_a_newer_format_is_refused_naming_its_release(tmp_path):
+    checkpoint = load_checkpoint(DATA / "checkpoint_v1.ckpt")
+    checkpoint["format_version"] = training.CHECKPOINT_FORMAT_VERSION + 1
+    checkpoint["rhocore_version"] = "9.4.0"
+    save_checkpoint(tmp_path / "new.ckpt", checkpoint)
+    with pytest.raises(ValueError, match=r"written by rhocore 9\.4\.0.*rhocore>=9\.4\.0"):
+        load_model(tmp_path / "new.ckpt")
+
+
+def test_stored_format_1_checkpoint_still_loads_and_predicts(samples):
+    model, descriptor, layout = load_model(DATA / "checkpoint_v1.ckpt")
+    assert isinstance(model, LinearModel) and layout == LAYOUT
+    vectors = predict(model, descriptor, [samples[0].atoms])
+    assert vectors[0].shape == samples[0].coefficients.shape
+    assert np.isfinite(vectors[0]).all() and np.abs(vectors[0]).max() > 0
