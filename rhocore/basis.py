@@ -10,8 +10,8 @@ metatensor ``TensorMap`` with keys (o3_lambda, o3_sigma, center_type).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -67,7 +67,9 @@ class BasisLayout:
                         rows.append((atom, int(z), l, n, m))
         return np.array(rows, dtype=int).reshape(-1, 5)
 
-    def split(self, vector: np.ndarray, numbers: Sequence[int]) -> dict[tuple[int, int], np.ndarray]:
+    def split(
+        self, vector: np.ndarray, numbers: Sequence[int]
+    ) -> dict[tuple[int, int], np.ndarray]:
         """Cut a flat coefficient vector into blocks ``{(l, Z): (atoms, 2l+1, n)}``."""
         self._check_length(vector, numbers)
         pieces: dict[tuple[int, int], list[np.ndarray]] = {key: [] for key in self.keys()}
@@ -106,7 +108,7 @@ class BasisLayout:
         return json.dumps({str(z): list(c) for z, c in self.nmax.items()})
 
     @classmethod
-    def from_json(cls, text: str) -> "BasisLayout":
+    def from_json(cls, text: str) -> BasisLayout:
         """Inverse of :meth:`to_json`."""
         return cls({int(z): tuple(c) for z, c in json.loads(text).items()})
 

@@ -67,8 +67,14 @@ def schema(kind: str, name: str | None) -> None:
 
 @cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("dataset.h5"),
-              show_default=True, help="Dataset file; an existing one is resumed.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("dataset.h5"),
+    show_default=True,
+    help="Dataset file; an existing one is resumed.",
+)
 def generate(config: Path, output: Path) -> None:
     """Run DFT and RI fits of every structure in CONFIG into a dataset."""
     from rhocore.config import load_config
@@ -82,10 +88,21 @@ def generate(config: Path, output: Path) -> None:
 
 @cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="Dataset made by `rhocore generate` (or imported).")
-@click.option("-o", "--output", "run_dir", type=click.Path(path_type=Path),
-              default=Path("runs/train"), show_default=True, help="Run directory.")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Dataset made by `rhocore generate` (or imported).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs/train"),
+    show_default=True,
+    help="Run directory.",
+)
 def train(config: Path, dataset: Path, run_dir: Path) -> None:
     """Train a model on DATASET with the model/training sections of CONFIG."""
     from rhocore.config import load_config
@@ -98,15 +115,31 @@ def train(config: Path, dataset: Path, run_dir: Path) -> None:
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("metrics.json"),
-              show_default=True, help="Where to write the metrics.")
-@click.option("--plot", type=click.Path(path_type=Path), default=None,
-              help="Parity plot PNG (default: next to the JSON file).")
-@click.option("--subset", type=click.Choice(["all", "test"]), default="all", show_default=True,
-              help="'test': only the structures the model held out in training.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=Path("metrics.json"),
+    show_default=True,
+    help="Where to write the metrics.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Parity plot PNG (default: next to the JSON file).",
+)
+@click.option(
+    "--subset",
+    type=click.Choice(["all", "test"]),
+    default="all",
+    show_default=True,
+    help="'test': only the structures the model held out in training.",
+)
 @click.option("--no-grid", is_flag=True, help="Skip the grid metrics (metric error only).")
-def evaluate(model: Path, dataset: Path, json_path: Path, plot: Path | None, subset: str,
-             no_grid: bool) -> None:
+def evaluate(
+    model: Path, dataset: Path, json_path: Path, plot: Path | None, subset: str, no_grid: bool
+) -> None:
     """Compare MODEL's predictions with the references in DATASET."""
     from rhocore.modelfile import load_model_file
     from rhocore.workflows.evaluate import evaluate as run
@@ -122,14 +155,29 @@ def evaluate(model: Path, dataset: Path, json_path: Path, plot: Path | None, sub
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.argument("structures", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("predictions.h5"),
-              show_default=True)
-@click.option("--cube-dir", type=click.Path(path_type=Path), default=None,
-              help="Also write one cube file per structure here.")
-@click.option("--cube-spacing", type=float, default=0.2, show_default=True,
-              help="Cube grid spacing in angstrom.")
-def predict(model: Path, structures: Path, output: Path, cube_dir: Path | None,
-            cube_spacing: float) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("predictions.h5"),
+    show_default=True,
+)
+@click.option(
+    "--cube-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write one cube file per structure here.",
+)
+@click.option(
+    "--cube-spacing",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Cube grid spacing in angstrom.",
+)
+def predict(
+    model: Path, structures: Path, output: Path, cube_dir: Path | None, cube_spacing: float
+) -> None:
     """Predict RI coefficients of every structure in STRUCTURES."""
     from rhocore.workflows.predict import predict as run
 
@@ -139,8 +187,14 @@ def predict(model: Path, structures: Path, output: Path, cube_dir: Path | None,
 
 @cli.command()
 @click.argument("name", type=click.Choice(["water-homo"]))
-@click.option("-o", "--output", "run_dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default runs/NAME).")
+@click.option(
+    "-o",
+    "--output",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory (default runs/NAME).",
+)
 def demo(name: str, run_dir: Path | None) -> None:
     """Run a packaged end-to-end demo on the PySCF backend."""
     from rhocore.workflows.demo import run_demo

@@ -29,7 +29,9 @@ def nmae_percent(predicted: np.ndarray, reference: np.ndarray, weights: np.ndarr
 def metric_error_percent(predicted: np.ndarray, reference: np.ndarray, metric: np.ndarray) -> float:
     """Relative error in the metric of the fit: 100 * sqrt(dd^T S dd / d_ref^T S d_ref)."""
     delta = np.asarray(predicted) - np.asarray(reference)
-    return 100.0 * float(np.sqrt(max(delta @ metric @ delta, 0.0) / (reference @ metric @ reference)))
+    return 100.0 * float(
+        np.sqrt(max(delta @ metric @ delta, 0.0) / (reference @ metric @ reference))
+    )
 
 
 @dataclass

@@ -22,8 +22,9 @@ def coefficient_parity_plot(
     for l in np.unique(angular):
         mask = angular == l
         axis.scatter(reference[mask], predicted[mask], s=4, alpha=0.6, label=f"l = {l}")
-    low, high = float(min(reference.min(), predicted.min())), float(
-        max(reference.max(), predicted.max())
+    low, high = (
+        float(min(reference.min(), predicted.min())),
+        float(max(reference.max(), predicted.max())),
     )
     axis.plot([low, high], [low, high], color="black", linewidth=0.8)
     axis.set_xlabel("reference coefficient (a.u.)")

@@ -8,11 +8,11 @@ vector depends on nothing but this definition.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import sph_harm_y
 from scipy.spatial.transform import Rotation
+from scipy.special import sph_harm_y
 
 from rhocore.basis import BasisLayout
 

@@ -41,9 +41,7 @@ class GenerateSummary:
         return "\n".join(lines)
 
 
-def compute_entry(
-    index: int, atoms: ase.Atoms, backend: QCBackend, target: Target
-) -> DatasetEntry:
+def compute_entry(index: int, atoms: ase.Atoms, backend: QCBackend, target: Target) -> DatasetEntry:
     """Run one structure through SCF, target and RI fit; failures become failed entries."""
     try:
         scf = backend.run_scf(atoms)
@@ -80,7 +78,9 @@ def _failed(index: int, atoms: ase.Atoms, reason: str) -> DatasetEntry:
     )
 
 
-def dataset_metadata(config: ResolvedConfig, backend: QCBackend, atoms: ase.Atoms) -> DatasetMetadata:
+def dataset_metadata(
+    config: ResolvedConfig, backend: QCBackend, atoms: ase.Atoms
+) -> DatasetMetadata:
     """Metadata that lets training and evaluation run without the generating config."""
     assert config.backend_options is not None and config.target_options is not None
     return DatasetMetadata(
@@ -108,8 +108,12 @@ def generate(config: ResolvedConfig, output: Path, *, progress: bool = True) -> 
         todo = [index for index in range(len(frames)) if index not in finished]
         summary.skipped = sorted(finished)
         if summary.skipped:
-            log.info("%s holds %d finished structures; computing %d more", output,
-                     len(summary.skipped), len(todo))
+            log.info(
+                "%s holds %d finished structures; computing %d more",
+                output,
+                len(summary.skipped),
+                len(todo),
+            )
         for index in tqdm(todo, desc="generate", unit="structure", disable=not progress):
             entry = compute_entry(index, frames[index], backend, target)
             writer.write(entry)

@@ -50,7 +50,9 @@ def split_indices(
             f"{len(indices)} finished structures are too few for test fraction "
             f"{test_fraction} and validation fraction {validation_fraction}"
         )
-    return Split(train=sorted(rest[n_val:]), validation=sorted(rest[:n_val]), test=sorted(order[:n_test]))
+    return Split(
+        train=sorted(rest[n_val:]), validation=sorted(rest[:n_val]), test=sorted(order[:n_test])
+    )
 
 
 def load_samples(dataset: Dataset, indices: list[int]) -> list[Sample]:
@@ -66,32 +68,44 @@ def load_samples(dataset: Dataset, indices: list[int]) -> list[Sample]:
 
 
 def train_run(
-    config: ResolvedConfig, dataset_path: Path, run_dir: Path, *, progress: bool = True
+    config: ResolvedConfig,
+    dataset_path: Path,
+    run_dir: Path,
+    *,
+    split: Split | None = None,
+    progress: bool = True,
 ) -> TrainingResult:
-    """Train the configured model on a dataset and export it to ``run_dir/model.pt``."""
+    """Train the configured model on a dataset and export it to ``run_dir/model.pt``.
+
+    ``split`` overrides the seeded random split of the config's ``split`` section.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dataset = Dataset(Path(dataset_path))
     metadata = dataset.metadata
-    split_options = config.raw.split
-    split = split_indices(
-        dataset.indices(),
-        split_options.test_fraction,
-        split_options.validation_fraction,
-        split_options.seed,
-    )
+    if split is None:
+        split_options = config.raw.split
+        split = split_indices(
+            dataset.indices(),
+            split_options.test_fraction,
+            split_options.validation_fraction,
+            split_options.seed,
+        )
     (run_dir / "split.json").write_text(json.dumps(split.as_dict(), indent=1))
     restart = config.to_dict()
     restart["backend"] = {"name": metadata.backend_name, "options": metadata.backend_options}
     restart["target"] = {"name": metadata.target_name, "options": metadata.target_options}
     (run_dir / "options_restart.yaml").write_text(yaml.safe_dump(restart, sort_keys=False))
 
-    species = sorted({int(z) for index in dataset.indices() for z in dataset.atoms(index).numbers})
+    species = metadata.layout.species
     descriptor = LambdaSoap(config.descriptor_options, metadata.layout, species)
     model = config.model_cls(config.model_options, metadata.layout, descriptor.feature_sizes())
     log.info(
         "training %s on %d structures (%d validation, %d held out) from %s",
-        config.model_cls.name, len(split.train), len(split.validation), len(split.test),
+        config.model_cls.name,
+        len(split.train),
+        len(split.validation),
+        len(split.test),
         dataset_path,
     )
     result = train(

@@ -23,7 +23,7 @@ class ToyOptions(PluginOptions):
 
     orbital_exponent: float = Field(0.6, gt=0, description="Orbital Gaussian exponent, bohr^-2.")
     aux_exponents: tuple[float, ...] = Field(
-        (0.6, 1.2, 2.4), description="Auxiliary s-Gaussian exponents, bohr^-2."
+        (0.3, 0.6, 1.2, 2.4, 4.8), description="Auxiliary s-Gaussian exponents, bohr^-2."
     )
     onsite_energy: float = Field(-13.6, description="Orbital energy of an isolated atom, eV.")
     grid_spacing: float = Field(0.12, gt=0, description="Integration grid spacing, angstrom.")
@@ -88,8 +88,16 @@ class ToyBackend(QCBackend):
         alpha = self.options.orbital_exponent
         centres = scf.state["centres"]
         metric = np.array(
-            [[self._aux_norm(g) * self._aux_norm(h) * (np.pi / (g + h)) ** 1.5
-              * gaussian_product(g, a, h, b)[0] for h, b in aux] for g, a in aux]
+            [
+                [
+                    self._aux_norm(g)
+                    * self._aux_norm(h)
+                    * (np.pi / (g + h)) ** 1.5
+                    * gaussian_product(g, a, h, b)[0]
+                    for h, b in aux
+                ]
+                for g, a in aux
+            ]
         )
         projections = np.zeros(len(aux))
         for i, a in enumerate(centres):
@@ -98,7 +106,11 @@ class ToyBackend(QCBackend):
                 for index, (g, c) in enumerate(aux):
                     k2 = gaussian_product(p, centre, g, c)[0]
                     projections[index] += (
-                        density_matrix[i, j] * norm2 * k * self._aux_norm(g) * k2
+                        density_matrix[i, j]
+                        * norm2
+                        * k
+                        * self._aux_norm(g)
+                        * k2
                         * (np.pi / (p + g)) ** 1.5
                     )
         integrals = np.ones(len(aux))

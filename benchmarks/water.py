@@ -1,0 +1,213 @@
+"""Water densities and HOMOs, side by side with SALTED's published water benchmark.
+
+Same structures and settings as that benchmark: frames 100-199 of water_monomers_1k.xyz
+train (90 fit + 10 validation for early stopping), frames 200-219 test; PBE/def2-TZVP,
+def2-universal-jkfit, Coulomb metric. For each target and model it reports NMAE vs the RI
+reference and vs the exact KS field, the RI floor, the metric error, SALTED's own metric
+100*sqrt(sum int drho^2 / sum int (rho_RI - rho_baseline)^2), prediction and training
+times. A learning curve (training-set size vs test error) is plotted to PNG.
+
+    python benchmarks/water.py --frames ../shared/data/rho_learn_water_density/water_monomers_1k.xyz
+
+Datasets are cached in the output folder (generation resumes), results go to
+``results.json`` there and to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+
+from rhocore.config import resolve_config
+from rhocore.dataset import Dataset
+from rhocore.modelfile import load_model_file
+from rhocore.plots import learning_curve_plot
+from rhocore.training import invariant_means
+from rhocore.workflows.evaluate import backend_for_dataset
+from rhocore.workflows.generate import generate
+from rhocore.workflows.train import Split, load_samples, train_run
+
+DEFAULT_FRAMES = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/rho_learn_water_density/water_monomers_1k.xyz"
+)
+SALTED = {
+    "nmae_percent_vs_ri": 0.061,
+    "salted_metric_percent": 0.43,
+    "nmae_percent_vs_dft": 1.09,
+    "ri_floor_nmae_percent": 1.08,
+    "predict_ms_per_structure": 16.0,
+}
+
+
+def backend_options(aux_basis: str, target: str) -> dict:
+    """PBE/def2-TZVP with the benchmark's RI settings."""
+    return {
+        "xc": "pbe",
+        "basis": "def2-tzvp",
+        "aux_basis": aux_basis,
+        "metric": "coulomb",
+        "constrain_charge": target == "density",
+        "grid_level": 3,
+    }
+
+
+def make_config(structures: Path, target: str, aux_basis: str, model: str, epochs: int):
+    """Validated configuration of one benchmark case."""
+    return resolve_config(
+        {
+            "structures": {"file": str(structures)},
+            "backend": {"name": "pyscf", "options": backend_options(aux_basis, target)},
+            "target": {"name": target},
+            "descriptor": {"cutoff": 4.0, "max_radial": 8, "max_angular": 5},
+            "model": {"name": model},
+            "training": {
+                "epochs": epochs,
+                "learning_rate": 0.01,
+                "batch_size": 10,
+                "early_stopping_patience": 100,
+            },
+        }
+    )
+
+
+def baseline_coefficients(layout, numbers, means: dict[int, np.ndarray]) -> np.ndarray:
+    """Species-averaged spherical atoms: the mean l=0 coefficients, zero for l > 0."""
+    blocks = layout.split(np.zeros(layout.size(numbers)), numbers)
+    for (l, z), block in blocks.items():
+        if l == 0:
+            block[:, 0, :] = means[z]
+    return layout.join(blocks, numbers)
+
+
+def test_metrics(run_dir: Path, dataset_path: Path, split: Split) -> dict:
+    """Grid metrics, SALTED's metric and prediction time on the test structures."""
+    model = load_model_file(run_dir)
+    dataset = Dataset(dataset_path)
+    backend, reason = backend_for_dataset(dataset)
+    assert backend is not None, reason
+    layout = dataset.metadata.layout
+    baseline_means = invariant_means(load_samples(dataset, split.train), layout)
+    model.predict([dataset.atoms(split.test[0])])  # warm-up
+    rows, squared_error, squared_signal, seconds = [], 0.0, 0.0, []
+    for index in split.test:
+        entry = dataset.entry(index)
+        atoms = entry.atoms
+        start = time.perf_counter()
+        predicted = model.predict([atoms])[0]
+        seconds.append(time.perf_counter() - start)
+        reference = entry.fit.coefficients
+        baseline = baseline_coefficients(layout, atoms.numbers, baseline_means)
+        grid = backend.integration_grid(atoms)
+        rho_pred = backend.evaluate_fitted(atoms, predicted, grid.points)
+        rho_ri = backend.evaluate_fitted(atoms, reference, grid.points)
+        rho_base = backend.evaluate_fitted(atoms, baseline, grid.points)
+        rho_exact = backend.evaluate_exact(atoms, entry.fit.field_state, grid.points)
+        w = grid.weights
+        squared_error += float(w @ (rho_pred - rho_ri) ** 2)
+        squared_signal += float(w @ (rho_ri - rho_base) ** 2)
+        delta = predicted - reference
+        rows.append(
+            {
+                "nmae_percent_vs_ri": 100
+                * float(w @ np.abs(rho_pred - rho_ri) / (w @ np.abs(rho_ri))),
+                "nmae_percent_vs_dft": 100
+                * float(w @ np.abs(rho_pred - rho_exact) / (w @ np.abs(rho_exact))),
+                "ri_floor_nmae_percent": 100
+                * float(w @ np.abs(rho_ri - rho_exact) / (w @ np.abs(rho_exact))),
+                "metric_error_percent": 100
+                * float(
+                    np.sqrt(
+                        delta
+                        @ entry.fit.metric
+                        @ delta
+                        / (reference @ entry.fit.metric @ reference)
+                    )
+                ),
+            }
+        )
+    means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+    means["salted_metric_percent"] = 100 * float(np.sqrt(squared_error / squared_signal))
+    means["predict_ms_per_structure"] = 1000 * float(np.median(seconds))
+    return means
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=Path, default=DEFAULT_FRAMES)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/water"))
+    parser.add_argument("--epochs", type=int, default=600)
+    parser.add_argument("--models", nargs="+", default=["linear", "nonlinear"])
+    parser.add_argument("--cases", nargs="+", default=["density", "homo", "density-etb"])
+    parser.add_argument("--curve-sizes", nargs="+", type=int, default=[10, 25, 50, 90])
+    args = parser.parse_args()
+    if not args.frames.exists():
+        raise SystemExit(f"{args.frames} not found: pass --frames water_monomers_1k.xyz")
+    args.out.mkdir(parents=True, exist_ok=True)
+    structures = args.out / "frames_100_219.xyz"
+    ase.io.write(structures, ase.io.read(args.frames, index="100:220"))
+    # dataset indices: 0-99 = frames 100-199 (train + validation), 100-119 = frames 200-219
+    fit_indices, validation = list(range(90)), list(range(90, 100))
+    test = list(range(100, 120))
+    cases = {
+        "density": ("density", "def2-universal-jkfit"),
+        "homo": ("homo", "def2-universal-jkfit"),
+        "density-etb": ("density", "even-tempered"),
+    }
+    results: dict = {"salted_reference": SALTED, "cases": {}}
+    for case in args.cases:
+        target, aux = cases[case]
+        dataset = args.out / f"{case}.h5"
+        start = time.perf_counter()
+        summary = generate(make_config(structures, target, aux, "linear", args.epochs), dataset)
+        generate_seconds = time.perf_counter() - start
+        case_results = {
+            "generate_seconds": generate_seconds,
+            "computed": len(summary.computed),
+            "failed": summary.failed,
+        }
+        for model in args.models:
+            run_dir = args.out / f"{case}-{model}"
+            config = make_config(structures, target, aux, model, args.epochs)
+            start = time.perf_counter()
+            train_run(config, dataset, run_dir, split=Split(fit_indices, validation, test))
+            train_seconds = time.perf_counter() - start
+            metrics = test_metrics(run_dir, dataset, Split(fit_indices, validation, test))
+            metrics["train_seconds"] = train_seconds
+            case_results[model] = metrics
+            print(case, model, json.dumps(metrics), flush=True)
+        results["cases"][case] = case_results
+    if "density" in args.cases:
+        curve: dict[str, list[float]] = {}
+        dataset = args.out / "density.h5"
+        for model in args.models:
+            curve[model] = []
+            for size in args.curve_sizes:
+                run_dir = args.out / f"curve-{model}-{size}"
+                fit = fit_indices[:size]
+                train_run(
+                    make_config(structures, "density", "def2-universal-jkfit", model, args.epochs),
+                    dataset,
+                    run_dir,
+                    split=Split(fit, validation, test),
+                )
+                curve[model].append(
+                    test_metrics(run_dir, dataset, Split(fit, validation, test))[
+                        "nmae_percent_vs_ri"
+                    ]
+                )
+        results["learning_curve"] = {"sizes": args.curve_sizes, "nmae_percent_vs_ri": curve}
+        learning_curve_plot(
+            args.curve_sizes, curve, "test NMAE vs RI (%)", args.out / "learning_curve.png"
+        )
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

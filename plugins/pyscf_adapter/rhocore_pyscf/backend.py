@@ -1,0 +1,138 @@
+"""The ``pyscf`` backend: Kohn-Sham DFT of molecules and RI fits of their fields with PySCF.
+
+A thin class over the plain functions of :mod:`rhocore_pyscf.scf`, :mod:`.rifit`,
+:mod:`.grids` and :mod:`.convention`; it holds the options and converts between PySCF's
+AO order and rhocore's canonical coefficient order at its edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import ase
+import numpy as np
+import pyscf
+from pyscf import gto
+
+from rhocore.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
+from rhocore.basis import BasisLayout
+from rhocore.rifit import IllConditionedMetricError, solve_fit
+from rhocore_pyscf import grids, rifit, scf
+from rhocore_pyscf.convention import aux_ao_map
+from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol, build_mol
+from rhocore_pyscf.options import PySCFOptions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PySCFState:
+    """What a fit needs from the SCF: the molecule and orbital coefficients (n_spin, ao, mo)."""
+
+    mol: gto.Mole
+    mo_coeff: np.ndarray
+
+
+class PySCFBackend(QCBackend):
+    """Restricted or unrestricted Kohn-Sham DFT with PySCF; overlap- or Coulomb-metric RI fits."""
+
+    name = "pyscf"
+    Options = PySCFOptions
+    options: PySCFOptions
+
+    @property
+    def version(self) -> str:
+        """PySCF's version."""
+        return pyscf.__version__
+
+    def run_scf(self, atoms: ase.Atoms) -> SCFResult:
+        """Kohn-Sham SCF of ``atoms``; an unconverged SCF is returned with converged=False."""
+        mol = build_mol(atoms, self.options)
+        try:
+            solver = scf.run_kohn_sham(mol, self.options)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as error:
+            raise PySCFBackendError(
+                f"the SCF of {atoms.get_chemical_formula()} failed ({error}). Check the "
+                "geometry (overlapping atoms?), charge and spin, or try another xc or basis."
+            ) from error
+        if not solver.converged:
+            logger.warning(
+                "SCF of %s did not converge in %d cycles (conv_tol %g hartree)",
+                atoms.get_chemical_formula(),
+                self.options.max_cycle,
+                self.options.conv_tol,
+            )
+        return SCFResult(
+            atoms=atoms.copy(),
+            orbitals=scf.orbital_data(solver),
+            total_energy=float(solver.e_tot) * scf.HARTREE2EV,
+            converged=bool(solver.converged),
+            state=PySCFState(mol=mol, mo_coeff=scf.mo_coefficients(solver)),
+        )
+
+    def basis_layout(self, atoms: ase.Atoms) -> BasisLayout:
+        """Radial-function counts per element and l of the auxiliary basis."""
+        return aux_ao_map(self._auxmol(atoms)).layout
+
+    def fit(self, scf: SCFResult, weights: np.ndarray, n_electrons: float | None = None) -> RIFit:
+        """RI fit of ``sum_a W(a) |psi_a|^2``; ``n_electrons`` is imposed if constrain_charge."""
+        state: PySCFState = scf.state
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != scf.orbitals.energies.shape:
+            raise ValueError(
+                f"target weights have shape {weights.shape}, but the orbitals of "
+                f"{scf.atoms.get_chemical_formula()} have shape {scf.orbitals.energies.shape}"
+            )
+        density_matrix = rifit.weighted_density_matrix(state.mo_coeff, weights[:, 0, :])
+        auxmol = build_auxmol(state.mol, self.options, scf.atoms.get_chemical_formula())
+        ao_map = aux_ao_map(auxmol)
+        kind = self.options.metric
+        metric = ao_map.to_canonical_matrix(rifit.metric_matrix(auxmol, kind))
+        projected = ao_map.to_canonical(rifit.projections(state.mol, auxmol, density_matrix, kind))
+        integrals = ao_map.to_canonical(rifit.basis_integrals(auxmol))
+        target_integral = n_electrons if self.options.constrain_charge else None
+        try:
+            coefficients = solve_fit(
+                metric, projected, integrals, target_integral, self.options.condition_limit
+            )
+        except IllConditionedMetricError as error:
+            raise IllConditionedMetricError(
+                f"RI fit of {scf.atoms.get_chemical_formula()} with aux_basis "
+                f"'{self.options.aux_basis}': {error} Atoms very close together also make "
+                "their functions nearly identical; check the geometry."
+            ) from None
+        return RIFit(
+            coefficients=coefficients,
+            projections=metric @ coefficients,
+            metric=metric,
+            metric_kind=kind,
+            layout=ao_map.layout,
+            integrals=integrals,
+            field_state={"density_matrix": density_matrix},
+        )
+
+    def evaluate_fitted(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, points: np.ndarray
+    ) -> np.ndarray:
+        """sum_b d_b chi_b(r) on ``points`` (angstrom) for canonical coefficients, in a.u."""
+        auxmol = self._auxmol(atoms)
+        pyscf_order = aux_ao_map(auxmol).to_pyscf(np.asarray(coefficients, dtype=float))
+        return grids.aux_field_on_points(auxmol, pyscf_order, points)
+
+    def evaluate_exact(
+        self, atoms: ase.Atoms, field_state: dict[str, np.ndarray], points: np.ndarray
+    ) -> np.ndarray:
+        """The field of the stored density matrix on ``points`` (angstrom), bohr^-3."""
+        mol = build_mol(atoms, self.options, for_scf=False)
+        return grids.density_on_points(mol, np.asarray(field_state["density_matrix"]), points)
+
+    def integration_grid(self, atoms: ase.Atoms) -> IntegrationGrid:
+        """PySCF's DFT grid of ``grid_level``: points in angstrom, weights in bohr^3."""
+        return grids.integration_grid(
+            build_mol(atoms, self.options, for_scf=False), self.options.grid_level
+        )
+
+    def _auxmol(self, atoms: ase.Atoms) -> gto.Mole:
+        mol = build_mol(atoms, self.options, for_scf=False)
+        return build_auxmol(mol, self.options, atoms.get_chemical_formula())

@@ -1,0 +1,106 @@
+"""Validated options of the PySCF backend (Kohn-Sham settings and the RI fit)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from rhocore.backend import MetricKind, PluginOptions
+
+#: Value of ``aux_basis`` that asks for an even-tempered basis generated from the orbital basis.
+EVEN_TEMPERED = "even-tempered"
+#: Exponent ratio of the even-tempered basis when ``even_tempered_beta`` is not given.
+DEFAULT_EVEN_TEMPERED_BETA = 2.0
+
+
+class PySCFOptions(PluginOptions):
+    """Options of the ``pyscf`` backend: Kohn-Sham DFT of a molecule and its RI fit."""
+
+    xc: str = Field(
+        "pbe", description="Exchange-correlation functional, any name PySCF/libxc knows."
+    )
+    basis: str = Field("def2-svp", description="Orbital basis set, a PySCF basis name.")
+    aux_basis: str = Field(
+        "def2-universal-jkfit",
+        description=(
+            "Auxiliary (RI) basis the fields are fitted on: a PySCF basis name, or "
+            f"'{EVEN_TEMPERED}' for even-tempered Gaussians generated from the orbital basis."
+        ),
+    )
+    even_tempered_beta: float | None = Field(
+        None,
+        gt=1.0,
+        description=(
+            "Ratio between successive exponents of the even-tempered auxiliary basis "
+            f"(dimensionless, > 1). Only with aux_basis='{EVEN_TEMPERED}', where None "
+            f"means {DEFAULT_EVEN_TEMPERED_BETA}."
+        ),
+    )
+    metric: MetricKind = Field(
+        "coulomb",
+        description=(
+            "Metric of the RI fit: 'coulomb' (Coulomb interaction of the fit error; keeps "
+            "the electron count to ~0.01 %) or 'overlap' (L2 norm of the fit error)."
+        ),
+    )
+    constrain_charge: bool = Field(
+        False,
+        description=(
+            "Impose the integral of a total-density fit exactly (a Lagrange multiplier on "
+            "the s-function integrals) when the electron count is given to the fit."
+        ),
+    )
+    charge: int = Field(0, description="Net charge of the molecule, elementary charges.")
+    spin: int = Field(0, ge=0, description="2S: number of unpaired electrons.")
+    unrestricted: bool | None = Field(
+        None,
+        description=(
+            "Spin-unrestricted Kohn-Sham (UKS); None means RKS when spin = 0, else UKS. "
+            "False with spin > 0 runs restricted open-shell Kohn-Sham (one spin channel)."
+        ),
+    )
+    conv_tol: float = Field(1e-9, gt=0, description="SCF energy convergence threshold, hartree.")
+    grid_level: int = Field(
+        3, ge=0, le=9, description="PySCF DFT grid level (0-9) for the SCF and integration grids."
+    )
+    max_cycle: int = Field(100, ge=1, description="Maximum number of SCF iterations.")
+    condition_limit: float = Field(
+        1e12,
+        gt=1.0,
+        description=(
+            "Largest accepted condition number of the RI metric S (dimensionless); above "
+            "it the auxiliary basis is treated as linearly dependent and the fit fails."
+        ),
+    )
+
+    @field_validator("xc")
+    @classmethod
+    def _known_functional(cls, value: str) -> str:
+        from pyscf.dft import libxc
+
+        try:
+            libxc.parse_xc(value)
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"PySCF does not know the functional '{value}': {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _beta_only_for_even_tempered(self) -> PySCFOptions:
+        if self.even_tempered_beta is not None and self.aux_basis != EVEN_TEMPERED:
+            raise ValueError(
+                f"even_tempered_beta applies only to aux_basis='{EVEN_TEMPERED}', but "
+                f"aux_basis is '{self.aux_basis}'; remove even_tempered_beta"
+            )
+        return self
+
+    @property
+    def is_unrestricted(self) -> bool:
+        """Whether the SCF is spin-unrestricted (the resolved ``unrestricted``)."""
+        return self.spin != 0 if self.unrestricted is None else self.unrestricted
+
+    @property
+    def beta(self) -> float:
+        """Exponent ratio of the even-tempered auxiliary basis."""
+        return self.even_tempered_beta or DEFAULT_EVEN_TEMPERED_BETA
+
+
+__all__ = ["EVEN_TEMPERED", "PySCFOptions"]
