@@ -33,6 +33,9 @@ from rhocore.plugins import get_registry
 from rhocore.tensormaps import split_structures, stack_structures, tensormap_to_coefficients
 
 log = logging.getLogger(__name__)
+#: Per-epoch lines go to ``train.log`` only; the progress bar shows them on the terminal.
+epoch_log = logging.getLogger(f"{__name__}.epochs")
+epoch_log.propagate = False
 
 CHECKPOINT_FILE = "checkpoint.ckpt"
 LOG_FILE = "train.log"
@@ -118,15 +121,17 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run_dir / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    log.addHandler(handler)
-    if not log.isEnabledFor(logging.INFO):
-        log.setLevel(logging.INFO)
+    for logger in (log, epoch_log):
+        logger.addHandler(handler)
+        if not logger.isEnabledFor(logging.INFO):
+            logger.setLevel(logging.INFO)
     try:
         return _train(
             model, descriptor, train_samples, validation_samples, options, run_dir, resume, progress
         )
     finally:
-        log.removeHandler(handler)
+        for logger in (log, epoch_log):
+            logger.removeHandler(handler)
         handler.close()
 
 
@@ -202,7 +207,7 @@ def _train(
             state["best_state"] = copy.deepcopy(model.state_dict())
         state["epoch"] = epoch
         save_checkpoint(path, _checkpoint(model, descriptor, options, optimizer, scheduler, state))
-        log.info(
+        epoch_log.info(
             "epoch %d train_loss %.6e validation_loss %s lr %.3e",
             epoch,
             train_loss,
