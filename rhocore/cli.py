@@ -109,7 +109,9 @@ def train(config: Path, dataset: Path, run_dir: Path) -> None:
     from rhocore.workflows.train import train_run
 
     result = train_run(load_config(config), dataset, run_dir)
-    click.echo(f"best validation loss {result.best_validation_loss:.6g}; model: {run_dir}/model.pt")
+    click.echo(
+        f"best loss {result.best_loss:.6g} at epoch {result.best_epoch}; model: {run_dir}/model.pt"
+    )
 
 
 @cli.command()

@@ -19,7 +19,7 @@ from rhocore.rotations import random_rotation, rotate_coefficients
 
 WeightsFn = Callable[[OrbitalData], np.ndarray]
 
-#: Default tolerance on |fitted integral - N| / N per metric: an overlap-metric fit does not
+#: Default tolerance on ``abs(fitted integral - N) / N`` per metric: an overlap-metric fit does not
 #: conserve the electron count (0.1-1.3 % measured on small molecules), a Coulomb one nearly.
 ELECTRON_RTOL: dict[str, float] = {"overlap": 2e-2, "coulomb": 1e-3}
 
