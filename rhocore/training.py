@@ -13,13 +13,14 @@ import copy
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import ase
 import numpy as np
 import torch
+from metatensor.torch import TensorMap
 from pydantic import Field
 from tqdm.auto import tqdm
 
@@ -50,10 +51,21 @@ DESCRIPTOR_CHUNK = 64
 class TrainingOptions(PluginOptions):
     """How a model is fitted (the ``training`` section of a configuration)."""
 
+    optimizer: Literal["adam", "lbfgs"] = Field(
+        "adam",
+        description="'adam': mini-batch Adam; 'lbfgs': full-batch L-BFGS with a strong-Wolfe "
+        "line search, one step of up to lbfgs_iterations iterations per epoch (best for the "
+        "linear model, whose loss is quadratic).",
+    )
     epochs: int = Field(300, ge=1, description="Maximum number of passes over the training set.")
-    learning_rate: float = Field(1e-2, gt=0, description="Initial Adam learning rate.")
-    batch_size: int = Field(8, ge=1, description="Structures per optimisation step.")
-    weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the parameters (Adam).")
+    learning_rate: float = Field(
+        1e-2, gt=0, description="Initial learning rate (Adam), step scale (L-BFGS, use 1)."
+    )
+    batch_size: int = Field(8, ge=1, description="Structures per optimisation step (Adam).")
+    lbfgs_iterations: int = Field(20, ge=1, description="L-BFGS iterations per epoch.")
+    weight_decay: float = Field(
+        0.0, ge=0, description="L2 penalty on the parameters (per structure-mean loss)."
+    )
     scheduler_factor: float = Field(
         0.5, gt=0, lt=1, description="Learning-rate factor when the monitored loss plateaus."
     )
@@ -96,6 +108,16 @@ class _Prepared:
     numbers: list[np.ndarray]
     references: list[torch.Tensor]
     metrics: list[torch.Tensor]
+    stacked: dict[tuple[int, ...], TensorMap] = field(default_factory=dict)
+
+    def batch_features(self, batch: list[int]) -> TensorMap:
+        """Features of ``batch`` as one TensorMap; the full batch is stacked only once."""
+        if len(batch) == len(self.features):
+            key = tuple(batch)
+            if key not in self.stacked:
+                self.stacked[key] = stack_structures([self.features[i] for i in batch])
+            return self.stacked[key]
+        return stack_structures([self.features[i] for i in batch])
 
 
 def train(
@@ -151,9 +173,7 @@ def _train(
     model.set_baseline(invariant_means(train_samples, descriptor.layout))
     training = _prepare(descriptor, train_samples, "training", progress)
     validation = _prepare(descriptor, validation_samples, "validation", progress)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
-    )
+    optimizer = _optimizer(model, options)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=options.scheduler_factor, patience=options.scheduler_patience
     )
@@ -178,17 +198,11 @@ def _train(
     bar = tqdm(total=options.epochs, initial=state["epoch"], disable=not progress, desc="training")
     while state["epoch"] < options.epochs and not stopped_early:
         epoch = state["epoch"] + 1
-        order = np.random.default_rng([options.seed, epoch]).permutation(len(train_samples))
         model.train()
-        total = 0.0
-        for start in range(0, len(order), options.batch_size):
-            batch = order[start : start + options.batch_size].tolist()
-            optimizer.zero_grad()
-            loss = _batch_loss(model, descriptor.layout, training, batch)
-            (loss / len(batch)).backward()
-            optimizer.step()
-            total += float(loss.detach())
-        train_loss = total / len(order)
+        if options.optimizer == "lbfgs":
+            train_loss = _lbfgs_epoch(model, descriptor.layout, training, optimizer, options)
+        else:
+            train_loss = _adam_epoch(model, descriptor.layout, training, optimizer, options, epoch)
         validation_loss = evaluate_loss(model, descriptor.layout, validation, options.batch_size)
         monitored = train_loss if validation_loss is None else validation_loss
         learning_rate = optimizer.param_groups[0]["lr"]
@@ -380,6 +394,64 @@ def _stopping(state: dict[str, Any], options: TrainingOptions) -> bool:
     return state["epoch"] - state["best_epoch"] >= options.early_stopping_patience
 
 
+def _optimizer(model: Model, options: TrainingOptions) -> torch.optim.Optimizer:
+    if options.optimizer == "lbfgs":
+        return torch.optim.LBFGS(
+            model.parameters(),
+            lr=options.learning_rate,
+            max_iter=options.lbfgs_iterations,
+            history_size=100,
+            line_search_fn="strong_wolfe",
+        )
+    return torch.optim.Adam(
+        model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
+    )
+
+
+def _adam_epoch(
+    model: Model,
+    layout: BasisLayout,
+    training: _Prepared,
+    optimizer: torch.optim.Optimizer,
+    options: TrainingOptions,
+    epoch: int,
+) -> float:
+    """One seeded pass of mini-batches; returns the mean training loss."""
+    order = np.random.default_rng([options.seed, epoch]).permutation(len(training.numbers))
+    total = 0.0
+    for start in range(0, len(order), options.batch_size):
+        batch = order[start : start + options.batch_size].tolist()
+        optimizer.zero_grad()
+        loss = _batch_loss(model, layout, training, batch)
+        (loss / len(batch)).backward()
+        optimizer.step()
+        total += float(loss.detach())
+    return total / len(order)
+
+
+def _lbfgs_epoch(
+    model: Model,
+    layout: BasisLayout,
+    training: _Prepared,
+    optimizer: torch.optim.Optimizer,
+    options: TrainingOptions,
+) -> float:
+    """One full-batch L-BFGS step; returns the mean training loss before it."""
+    everything = list(range(len(training.numbers)))
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = _batch_loss(model, layout, training, everything) / len(everything)
+        if options.weight_decay:
+            loss = loss + 0.5 * options.weight_decay * sum(
+                torch.sum(parameter**2) for parameter in model.parameters()
+            )
+        loss.backward()
+        return loss
+
+    return float(optimizer.step(closure).detach())
+
+
 def _reset_parameters(model: Model) -> None:
     """Seeded re-initialisation, so that a run depends only on its options."""
     for module in model.modules():
@@ -419,9 +491,8 @@ def _batch_loss(
     model: Model, layout: BasisLayout, prepared: _Prepared, batch: list[int]
 ) -> torch.Tensor:
     """Sum of the metric losses of the structures ``batch`` of ``prepared``."""
-    features = stack_structures([prepared.features[i] for i in batch])
     predictions = tensormap_to_coefficients(
-        model(features), [prepared.numbers[i] for i in batch], layout
+        model(prepared.batch_features(batch)), [prepared.numbers[i] for i in batch], layout
     )
     return metric_loss(
         predictions,

@@ -119,3 +119,14 @@ def test_stored_format_1_checkpoint_still_loads_and_predicts(samples):
     vectors = predict(model, descriptor, [samples[0].atoms])
     assert vectors[0].shape == samples[0].coefficients.shape
     assert np.isfinite(vectors[0]).all() and np.abs(vectors[0]).max() > 0
+
+
+def test_full_batch_lbfgs_fits_exactly_linear_coefficients_in_few_epochs(samples, tmp_path):
+    descriptor = make_descriptor()
+    model = LinearModel(None, LAYOUT, descriptor.feature_sizes())
+    settings = TrainingOptions(optimizer="lbfgs", learning_rate=1.0, epochs=10)
+    result = train(model, descriptor, samples[:20], samples[20:], settings, tmp_path,
+                   progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < 1e-4 * first["train_loss"], result.history
+    assert result.best_loss < 1e-2 * first["validation_loss"]
