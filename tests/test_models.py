@@ -27,6 +27,10 @@ def test_nonlinear_model_passes_the_model_battery(activation):
     check_model(NonlinearModel, {"hidden_sizes": [8, 8], "activation": activation})
 
 
+def test_nonlinear_model_with_several_heads_passes_the_model_battery():
+    check_model(NonlinearModel, {"hidden_sizes": [8], "heads": 3})
+
+
 class ShiftedDipoleModel(Model):
     """Broken on purpose: adds a constant vector to the l = 1 outputs of a linear model."""
 

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from metatensor.torch import TensorMap
 
 from rhocore.backend import PluginOptions
 from rhocore.basis import BasisLayout
@@ -57,10 +56,6 @@ class Model(torch.nn.Module):
         """(l, Z) of the predicted blocks: the layout's, for species that have features."""
         species = {z for _, z in self.feature_sizes}
         return [(l, z) for l, z in self.layout.keys() if z in species]
-
-    def forward(self, features: TensorMap) -> TensorMap:
-        """Coefficients predicted from ``features``."""
-        raise NotImplementedError
 
     def set_baseline(self, means: dict[int, np.ndarray]) -> None:
         """Add ``means[Z]`` (shape (n_radial,) of l = 0) to the invariant outputs of Z.

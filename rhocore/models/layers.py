@@ -18,13 +18,21 @@ class EquivariantLinear(torch.nn.Module):
     """
 
     def __init__(
-        self, o3_lambda: int, center_type: int, in_features: int, out_features: int, bias: bool
+        self,
+        o3_lambda: int,
+        center_type: int,
+        in_features: int,
+        out_features: int,
+        bias: bool,
+        heads: int = 1,
     ):
         super().__init__()
         self.o3_lambda = o3_lambda
         self.center_type = center_type
+        self.heads = heads
+        self.out_features = out_features
         self.weight = torch.nn.Parameter(
-            torch.zeros(in_features, out_features, dtype=torch.float64)
+            torch.zeros(in_features, heads * out_features, dtype=torch.float64)
         )
         invariant = o3_lambda == 0
         self.bias: torch.Tensor | None = (
@@ -46,10 +54,17 @@ class EquivariantLinear(torch.nn.Module):
                 self.bias.zero_()
 
     def forward(self, values: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        """(samples, 2l+1, in) -> (samples, 2l+1, out); ``gate`` (samples, out) scales it."""
+        """(samples, 2l+1, in) -> (samples, 2l+1, out).
+
+        With ``heads`` > 1 the layer computes ``heads`` linear maps, scales each output by
+        the invariant ``gate`` (samples, heads * out) and sums over the heads.
+        """
         out = values @ self.weight
         if gate is not None:
             out = out * gate.unsqueeze(1)
+        if self.heads > 1:
+            shape = out.shape
+            out = out.reshape(shape[0], shape[1], self.heads, self.out_features).sum(dim=2)
         bias = self.bias
         if bias is not None:
             out = out + bias

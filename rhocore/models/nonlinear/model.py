@@ -3,11 +3,12 @@
 For an atom of element Z with invariant (o3_lambda = 0) features x0 and o3_lambda = l
 features x_l, the coefficient of radial function n is
 
-    d_{l,n} = (W_{lZ} x_l)_n * (1 + g_Z(x0)_{l,n})   (+ bias and baseline for l = 0)
+    d_{l,n} = sum_k (W^k_{lZ} x_l)_n * (1 + g_Z(x0)_{l,n,k})   (+ bias and baseline for l = 0)
 
-g_Z is an MLP per species. The gate is invariant, so the product rotates like x_l (a
-gated equivariant architecture), and the model starts as the ``linear`` one when g is
-small.
+over ``heads`` k. g_Z is an MLP per species. The gates are invariant, so the product
+rotates like x_l (a gated equivariant architecture), and with one head the model starts
+as the ``linear`` one when g is small. Several heads multiply the equivariant features by
+several learned functions of the invariants, like a polynomial kernel does.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class NonlinearOptions(PluginOptions):
         True,
         description="Learn a bias on the l = 0 coefficients on top of the species baseline.",
     )
+    heads: int = Field(
+        1, ge=1, description="Gated linear maps summed per output (more = more expressive)."
+    )
 
 
 class NonlinearModel(Model):
@@ -63,7 +67,12 @@ class NonlinearModel(Model):
         self.layers = torch.nn.ModuleDict(
             {
                 f"{l}_{z}": EquivariantLinear(
-                    l, z, self.feature_sizes[(l, z)], layout.nmax[z][l], self.options.invariant_bias
+                    l,
+                    z,
+                    self.feature_sizes[(l, z)],
+                    layout.nmax[z][l],
+                    self.options.invariant_bias,
+                    self.options.heads,
                 )
                 for l, z in keys
             }
@@ -73,7 +82,7 @@ class NonlinearModel(Model):
         gate_sizes: dict[int, int] = {}
         for l, z in keys:
             offsets[f"{l}_{z}"] = gate_sizes.get(z, 0)
-            gate_sizes[z] = gate_sizes.get(z, 0) + layout.nmax[z][l]
+            gate_sizes[z] = gate_sizes.get(z, 0) + layout.nmax[z][l] * self.options.heads
         self.gate_offsets = offsets
         missing = [z for z in gate_sizes if (0, z) not in self.feature_sizes]
         if missing:
