@@ -2,9 +2,10 @@
 
 A model predicts the RI coefficients of block (l, Z) from the lambda-SOAP features of key
 (o3_lambda = l, o3_sigma = +1, center_type = Z): both transform with the same Wigner-D
-matrix, so any linear map over the feature properties is equivariant. Features come from
-featomic-torch (a spherical expansion of the neighbour density, then its Clebsch-Gordan
-self-product); their real spherical harmonics are rhocore's canonical convention.
+matrix, so any linear map over the feature properties is equivariant. featomic-torch
+expands the neighbour density on spherical harmonics; ``rhocore.clebsch_gordan`` takes its
+Clebsch-Gordan self-product with coefficient tensors prepared once, so a call costs no
+per-call metadata work. The real spherical harmonics are rhocore's canonical convention.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from collections.abc import Sequence
 import ase
 import torch
 from featomic.torch import SphericalExpansion, systems_to_torch
-from featomic.torch.clebsch_gordan import EquivariantPowerSpectrum
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from pydantic import Field
 
 from rhocore.backend import PluginOptions
 from rhocore.basis import BasisLayout
+from rhocore.clebsch_gordan import SelfProduct, real_cg_coefficients
 from rhocore.tensormaps import SAMPLE_NAMES, key_labels, mu_labels
 
 
@@ -86,7 +87,7 @@ class LambdaSoap:
         wanted = {(l, z) for l, z in layout.keys() if z in self.species}
         wanted |= {(0, z) for z in self.species}
         self.keys: list[tuple[int, int]] = sorted(wanted, key=lambda key: (key[1], key[0]))
-        expansion = SphericalExpansion(
+        self._expansion = SphericalExpansion(
             cutoff={
                 "radius": options.cutoff,
                 "smoothing": {"type": "ShiftedCosine", "width": options.cutoff_smoothing},
@@ -98,11 +99,24 @@ class LambdaSoap:
                 "radial": {"type": "Gto", "max_radial": options.max_radial},
             },
         )
-        self._calculator = EquivariantPowerSpectrum(
-            expansion, neighbor_types=self.species, dtype=torch.float64
+        self._neighbor_types = Labels(
+            ["neighbor_type"], torch.tensor([[z] for z in self.species], dtype=torch.int32)
         )
         self._selected_keys = key_labels(self.keys)
-        self._properties, self._unique = self._probe_properties()
+        coefficients = real_cg_coefficients(self.max_angular)
+        self._products = {
+            z: SelfProduct(
+                [l for l, center in self.keys if center == z],
+                self.max_angular,
+                options.max_radial,
+                self.species,
+                coefficients,
+            )
+            for z in self.species
+        }
+        self._properties: dict[int, Labels] = {}
+        for product in self._products.values():
+            self._properties.update(product.properties)
 
     def feature_sizes(self) -> dict[tuple[int, int], int]:
         """Number of feature properties of every (l, Z) key."""
@@ -117,80 +131,54 @@ class LambdaSoap:
                 f"structures contain species {unknown} that this descriptor was not built "
                 f"for (species {self.species}); retrain with them in the training set"
             )
-        raw = self._calculator.compute(
-            systems_to_torch(frames),
-            selected_keys=self._selected_keys,
-            neighbors_to_properties=True,
+        density = self._expansion.compute(systems_to_torch(frames)).keys_to_properties(
+            self._neighbor_types
         )
-        blocks = {}
-        for l, z in self.keys:
-            position = raw.keys.position(key_labels([(l, z)])[0])
-            if position is None:
-                blocks[(l, z)] = self._empty_block(l)
-            else:
-                block = raw.block(position)
-                blocks[(l, z)] = (block.values[..., self._unique[l]], block.samples)
-        if self.options.normalize:
-            blocks = self._normalized(blocks)
+        blocks: dict[tuple[int, int], tuple[torch.Tensor, Labels]] = {}
+        for z, product in self._products.items():
+            channels = self._density_of(density, z)
+            if channels is None:
+                for l in product.o3_lambdas:
+                    blocks[(l, z)] = self._empty_block(l)
+                continue
+            values, samples = channels
+            features = product(values)
+            if self.options.normalize:
+                norm = torch.linalg.vector_norm(features[0], dim=(1, 2)).clamp_min(1e-12)
+                for block in features.values():
+                    block.div_(norm[:, None, None])  # fresh tensors: in place saves a copy
+            for l, block in features.items():
+                blocks[(l, z)] = (block, samples)
         return TensorMap(
             self._selected_keys,
             [
                 TensorBlock(
-                    values=values,
-                    samples=samples,
+                    values=blocks[(l, z)][0],
+                    samples=blocks[(l, z)][1],
                     components=[mu_labels(l)],
                     properties=self._properties[l],
                 )
-                for (l, _), (values, samples) in blocks.items()
+                for l, z in self.keys
             ],
         )
 
-    def _normalized(
-        self, blocks: dict[tuple[int, int], tuple[torch.Tensor, Labels]]
-    ) -> dict[tuple[int, int], tuple[torch.Tensor, Labels]]:
-        out = {}
-        for (l, z), (values, samples) in blocks.items():
-            invariant, invariant_samples = blocks[(0, z)]
-            if samples != invariant_samples:
+    def _density_of(self, density: TensorMap, z: int) -> tuple[list[torch.Tensor], Labels] | None:
+        """Expansion blocks l = 0..max_angular of centre type ``z``, None if no such atom."""
+        values = []
+        samples = None
+        for l in range(self.max_angular + 1):
+            position = density.keys.position(key_labels([(l, z)])[0])
+            if position is None:
+                return None
+            block = density.block(position)
+            if samples is None:
+                samples = block.samples
+            elif block.samples != samples:
                 raise RuntimeError(
-                    f"lambda-SOAP samples of o3_lambda={l} and o3_lambda=0 differ for Z={z}"
+                    f"spherical expansion samples of o3_lambda={l} and 0 differ for Z={z}"
                 )
-            norm = torch.linalg.vector_norm(invariant, dim=(1, 2)).clamp_min(1e-12)
-            out[(l, z)] = (values / norm[:, None, None], samples)
-        return out
-
-    def _probe_properties(self) -> tuple[dict[int, Labels], dict[int, torch.Tensor]]:
-        """Property labels per o3_lambda and which of featomic's properties are unique.
-
-        The self-product lists every pair twice: (l_1, a, n_1; l_2, b, n_2) and its swap
-        are equal for o3_sigma = +1, so only l_1 < l_2, or l_1 = l_2 with
-        (a, n_1) <= (b, n_2), are kept. Labels do not depend on the centre, so one probe
-        structure holding every species gives them for all keys.
-        """
-        probe = ase.Atoms(
-            numbers=self.species, positions=[[0.0, 0.0, 0.7 * i] for i in range(len(self.species))]
-        )
-        raw = self._calculator.compute(
-            systems_to_torch([probe]),
-            selected_keys=self._selected_keys,
-            neighbors_to_properties=True,
-        )
-        properties: dict[int, Labels] = {}
-        unique: dict[int, torch.Tensor] = {}
-        for l, z in self.keys:
-            if l in properties:
-                continue
-            block = raw.block(raw.keys.position(key_labels([(l, z)])[0]))
-            labels = block.properties
-            values = labels.values.to(torch.int64)
-            l1, l2, a, n1, b, n2 = values.T
-            first = a * (self.options.max_radial + 1) + n1
-            second = b * (self.options.max_radial + 1) + n2
-            keep = (l1 < l2) | ((l1 == l2) & (first <= second))
-            index = torch.nonzero(keep).reshape(-1)
-            unique[l] = index
-            properties[l] = Labels(labels.names, labels.values[index])
-        return properties, unique
+            values.append(block.values.to(torch.float64))
+        return values, samples
 
     def _empty_block(self, l: int) -> tuple[torch.Tensor, Labels]:
         values = torch.zeros((0, 2 * l + 1, len(self._properties[l])), dtype=torch.float64)

@@ -51,11 +51,23 @@ DESCRIPTOR_CHUNK = 64
 class TrainingOptions(PluginOptions):
     """How a model is fitted (the ``training`` section of a configuration)."""
 
-    optimizer: Literal["adam", "lbfgs"] = Field(
+    optimizer: Literal["adam", "lbfgs", "ridge"] = Field(
         "adam",
         description="'adam': mini-batch Adam; 'lbfgs': full-batch L-BFGS with a strong-Wolfe "
-        "line search, one step of up to lbfgs_iterations iterations per epoch (best for the "
-        "linear model, whose loss is quadratic).",
+        "line search, one step of up to lbfgs_iterations iterations per epoch; 'ridge': the "
+        "exact least-squares solution of the linear model (closed form, regularisation "
+        "chosen on the validation set; up to a few hundred small molecules).",
+    )
+    ridge_warm_start: bool = Field(
+        True,
+        description="With 'adam' or 'lbfgs', start from the closed-form linear solution when "
+        "the model starts out linear (the 'nonlinear' model with one head does).",
+    )
+    ridge_regularizations: list[float] = Field(
+        [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4],
+        min_length=1,
+        description="Ridge strengths tried by optimizer 'ridge' (units of the metric loss "
+        "per squared weight); the one with the lowest validation loss is kept.",
     )
     epochs: int = Field(300, ge=1, description="Maximum number of passes over the training set.")
     learning_rate: float = Field(
@@ -173,6 +185,13 @@ def _train(
     model.set_baseline(invariant_means(train_samples, descriptor.layout))
     training = _prepare(descriptor, train_samples, "training", progress)
     validation = _prepare(descriptor, validation_samples, "validation", progress)
+    if options.optimizer == "ridge":
+        return _ridge(model, descriptor, training, validation, options, run_dir / CHECKPOINT_FILE)
+    path = run_dir / CHECKPOINT_FILE
+    warm_start = options.ridge_warm_start and model.starts_linear() and not path.exists()
+    warm_loss = float("inf")
+    if warm_start:
+        warm_loss = _fit_ridge(model, descriptor.layout, training, validation, options)["best_loss"]
     optimizer = _optimizer(model, options)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=options.scheduler_factor, patience=options.scheduler_patience
@@ -182,9 +201,8 @@ def _train(
         "history": [],
         "best_state": copy.deepcopy(model.state_dict()),
         "best_epoch": 0,
-        "best_loss": float("inf"),
+        "best_loss": warm_loss,
     }
-    path = run_dir / CHECKPOINT_FILE
     if resume and path.exists():
         checkpoint = load_checkpoint(path)
         _check_same_run(checkpoint, model, descriptor, path)
@@ -346,8 +364,8 @@ def _checkpoint(
     model: Model,
     descriptor: LambdaSoap,
     options: TrainingOptions,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    optimizer: torch.optim.Optimizer | None,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
     state: dict[str, Any],
 ) -> dict[str, Any]:
     return {
@@ -361,8 +379,8 @@ def _checkpoint(
         },
         "training_options": options.model_dump(mode="json"),
         "model_state": model.state_dict(),
-        "optimizer_state": optimizer.state_dict(),
-        "scheduler_state": scheduler.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer else {},
+        "scheduler_state": scheduler.state_dict() if scheduler else {},
         **state,
     }
 
@@ -392,6 +410,90 @@ def _check_same_run(
 
 def _stopping(state: dict[str, Any], options: TrainingOptions) -> bool:
     return state["epoch"] - state["best_epoch"] >= options.early_stopping_patience
+
+
+def _fit_ridge(
+    model: Model,
+    layout: BasisLayout,
+    training: _Prepared,
+    validation: _Prepared,
+    options: TrainingOptions,
+) -> dict[str, Any]:
+    """Closed-form linear fit for each regularisation; the model keeps the best one.
+
+    Returns the training state (history, best epoch/loss/state) of this search.
+    """
+    from rhocore.models.linear.ridge import RidgeProblem
+
+    if not validation.features and len(options.ridge_regularizations) > 1:
+        raise ValueError(
+            "the closed-form ridge fit chooses its regularisation on validation structures: "
+            "set split.validation_fraction > 0 or give one training.ridge_regularizations value"
+        )
+    problem = RidgeProblem(
+        model,
+        training.features,
+        training.numbers,
+        [reference.numpy() for reference in training.references],
+        [metric.numpy() for metric in training.metrics],
+    )
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best_loss": float("inf")}
+    for step, regularization in enumerate(options.ridge_regularizations, start=1):
+        problem.apply(regularization)
+        train_loss = evaluate_loss(model, layout, training, options.batch_size)
+        validation_loss = evaluate_loss(model, layout, validation, options.batch_size)
+        monitored = train_loss if validation_loss is None else validation_loss
+        state["history"].append(
+            {
+                "epoch": step,
+                "train_loss": train_loss,
+                "validation_loss": validation_loss,
+                "regularization": regularization,
+            }
+        )
+        epoch_log.info(
+            "ridge %.1e train_loss %.6e validation_loss %s",
+            regularization,
+            train_loss,
+            "n/a" if validation_loss is None else f"{validation_loss:.6e}",
+        )
+        if monitored < state["best_loss"]:
+            state.update(best_loss=monitored, best_epoch=step)
+            state["best_state"] = copy.deepcopy(model.state_dict())
+        state["epoch"] = step
+    model.load_state_dict(state["best_state"])
+    log.info(
+        "closed-form linear fit: regularisation %.1e kept (loss %.3e)",
+        options.ridge_regularizations[state["best_epoch"] - 1],
+        state["best_loss"],
+    )
+    return state
+
+
+def _ridge(
+    model: Model,
+    descriptor: LambdaSoap,
+    training: _Prepared,
+    validation: _Prepared,
+    options: TrainingOptions,
+    path: Path,
+) -> TrainingResult:
+    """Train a linear model in closed form (optimizer 'ridge')."""
+    if not model.starts_linear():
+        raise ValueError(
+            f"training.optimizer 'ridge' solves the linear model only; train "
+            f"'{type(model).name}' with 'adam' or 'lbfgs'"
+        )
+    state = _fit_ridge(model, descriptor.layout, training, validation, options)
+    model.eval()
+    save_checkpoint(path, _checkpoint(model, descriptor, options, None, None, state))
+    return TrainingResult(
+        history=state["history"],
+        best_epoch=state["best_epoch"],
+        best_loss=state["best_loss"],
+        stopped_early=False,
+        checkpoint=path,
+    )
 
 
 def _optimizer(model: Model, options: TrainingOptions) -> torch.optim.Optimizer:

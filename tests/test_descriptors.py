@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+import featomic
+import metatensor
 import numpy as np
 import pytest
 import torch
+from featomic.clebsch_gordan import EquivariantPowerSpectrum
 
 from rhocore.basis import BasisLayout
 from rhocore.descriptors import DescriptorOptions, LambdaSoap
 from rhocore.rotations import random_rotation, wigner_d_real
+from rhocore.tensormaps import key_labels
 from rhocore.testing.models import random_waters
 
 LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
@@ -100,3 +106,63 @@ def test_features_do_not_depend_on_batching(descriptor):
     for key, block in alone.items():
         rows = together.block(key).samples.column("system") == 1
         np.testing.assert_allclose(together.block(key).values[rows], block.values, atol=1e-14)
+
+
+def featomic_reference(descriptor: LambdaSoap, frames) -> dict[tuple[int, int], tuple]:
+    """(samples, properties, values) per present (l, Z) from featomic's own CG product.
+
+    An independent path: featomic's numpy calculators with the descriptor's expansion
+    hyper-parameters. The reference keeps the unique pairs and normalises exactly as
+    documented for ``LambdaSoap``.
+    """
+    expansion = featomic.SphericalExpansion(**json.loads(descriptor._expansion.parameters))
+    calculator = EquivariantPowerSpectrum(expansion, neighbor_types=descriptor.species)
+    selected = key_labels(descriptor.keys)
+    raw = calculator.compute(
+        frames,
+        selected_keys=metatensor.Labels(selected.names, selected.values.numpy()),
+        neighbors_to_properties=True,
+    )
+    out = {}
+    for key, block in raw.items():
+        properties = torch.tensor(np.array(block.properties.values))
+        l1, l2, a, n1, b, n2 = properties.to(torch.int64).T
+        keep = (l1 < l2) | ((l1 == l2) & ((a < b) | ((a == b) & (n1 <= n2))))
+        out[(int(key["o3_lambda"]), int(key["center_type"]))] = (
+            torch.tensor(np.array(block.samples.values)),
+            properties[keep],
+            torch.from_numpy(block.values[..., keep.numpy()]),
+        )
+    if descriptor.options.normalize:
+        norms = {
+            z: torch.linalg.vector_norm(values, dim=(1, 2)).clamp_min(1e-12)
+            for (l, z), (_, _, values) in out.items()
+            if l == 0
+        }
+        for (l, z), (samples, properties, values) in out.items():
+            out[(l, z)] = (samples, properties, values / norms[z][:, None, None])
+    return out
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_values_equal_featomics_own_clebsch_gordan_product(normalize):
+    layout = BasisLayout({8: (2, 2, 1, 1), 1: (2, 1)})
+    options = DescriptorOptions(cutoff=3.0, max_radial=3, max_angular=4, normalize=normalize)
+    descriptor = LambdaSoap(options, layout, [1, 8])
+    for frames in (random_waters(2, seed=7, molecules=3), random_waters(3, seed=8, molecules=2)):
+        features = descriptor.compute(frames)
+        reference = featomic_reference(descriptor, frames)
+        assert sorted(reference) == sorted(descriptor.keys)
+        for (l, z), (samples, properties, values) in reference.items():
+            block = features.block({"o3_lambda": l, "o3_sigma": 1, "center_type": z})
+            assert torch.equal(block.samples.values, samples)
+            assert block.properties.names == [
+                "l_1",
+                "l_2",
+                "neighbor_1_type",
+                "n_1",
+                "neighbor_2_type",
+                "n_2",
+            ]
+            assert torch.equal(block.properties.values, properties)
+            assert torch.allclose(block.values, values, rtol=0, atol=1e-12), (l, z)

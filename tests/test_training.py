@@ -32,7 +32,9 @@ def samples():
 def _run(model_cls, samples, run_dir, *, options=None, epochs=8, seed=0, resume=True):
     descriptor = make_descriptor()
     model = model_cls(options, LAYOUT, descriptor.feature_sizes())
-    settings = TrainingOptions(epochs=epochs, batch_size=5, learning_rate=0.05, seed=seed)
+    settings = TrainingOptions(
+        epochs=epochs, batch_size=5, learning_rate=0.05, seed=seed, ridge_warm_start=False
+    )
     result = train(
         model, descriptor, samples[:20], samples[20:], settings, run_dir, resume, progress=False
     )
@@ -124,9 +126,69 @@ def test_stored_format_1_checkpoint_still_loads_and_predicts(samples):
 def test_full_batch_lbfgs_fits_exactly_linear_coefficients_in_few_epochs(samples, tmp_path):
     descriptor = make_descriptor()
     model = LinearModel(None, LAYOUT, descriptor.feature_sizes())
-    settings = TrainingOptions(optimizer="lbfgs", learning_rate=1.0, epochs=10)
-    result = train(model, descriptor, samples[:20], samples[20:], settings, tmp_path,
-                   progress=False)
+    settings = TrainingOptions(
+        optimizer="lbfgs", learning_rate=1.0, epochs=10, ridge_warm_start=False
+    )
+    result = train(
+        model, descriptor, samples[:20], samples[20:], settings, tmp_path, progress=False
+    )
     first, last = result.history[0], result.history[-1]
     assert last["train_loss"] < 1e-4 * first["train_loss"], result.history
     assert result.best_loss < 1e-2 * first["validation_loss"]
+
+
+def test_closed_form_ridge_recovers_exactly_linear_coefficients(samples, tmp_path):
+    descriptor = make_descriptor()
+    model = LinearModel(None, LAYOUT, descriptor.feature_sizes())
+    settings = TrainingOptions(optimizer="ridge", ridge_regularizations=[1e-12, 1e-6, 1.0])
+    result = train(
+        model, descriptor, samples[:20], samples[20:], settings, tmp_path, progress=False
+    )
+    losses = [entry["validation_loss"] for entry in result.history]
+    # the data are exactly linear, so the weakest regularisation wins and fits them
+    assert result.best_epoch == 1 and losses[0] < losses[-1]
+    assert result.best_loss < 1e-8 * losses[-1] + 1e-12
+    reference = torch.tensor(samples[21].coefficients)
+    predicted = torch.tensor(predict(model, descriptor, [samples[21].atoms])[0])
+    assert torch.allclose(predicted, reference, atol=1e-4 * reference.abs().max())
+
+
+def test_ridge_refuses_a_model_it_cannot_solve(samples, tmp_path):
+    descriptor = make_descriptor()
+    model = NonlinearModel({"heads": 2}, LAYOUT, descriptor.feature_sizes())
+    with pytest.raises(ValueError, match="linear model only"):
+        train(
+            model,
+            descriptor,
+            samples[:20],
+            samples[20:],
+            TrainingOptions(optimizer="ridge"),
+            tmp_path,
+            progress=False,
+        )
+
+
+def test_nonlinear_training_starts_from_the_closed_form_linear_fit(samples, tmp_path):
+    descriptor = make_descriptor()
+    ridge_only = LinearModel(None, LAYOUT, descriptor.feature_sizes())
+    ridge = train(
+        ridge_only,
+        descriptor,
+        samples[:20],
+        samples[20:],
+        TrainingOptions(optimizer="ridge"),
+        tmp_path / "ridge",
+        progress=False,
+    )
+    model = NonlinearModel(None, LAYOUT, descriptor.feature_sizes())
+    result = train(
+        model,
+        descriptor,
+        samples[:20],
+        samples[20:],
+        TrainingOptions(optimizer="lbfgs", learning_rate=1.0, epochs=3),
+        tmp_path / "warm",
+        progress=False,
+    )
+    # gradient steps can only keep or improve on the warm start's validation loss
+    assert result.best_loss <= ridge.best_loss * (1 + 1e-9)

@@ -57,6 +57,11 @@ class Model(torch.nn.Module):
         species = {z for _, z in self.feature_sizes}
         return [(l, z) for l, z in self.layout.keys() if z in species]
 
+    def starts_linear(self) -> bool:
+        """Whether a fresh model is the ``linear`` one, so its layers can be fitted in closed
+        form (:mod:`rhocore.models.linear.ridge`) before any gradient step."""
+        return False
+
     def set_baseline(self, means: dict[int, np.ndarray]) -> None:
         """Add ``means[Z]`` (shape (n_radial,) of l = 0) to the invariant outputs of Z.
 

@@ -57,6 +57,10 @@ class LinearModel(Model):
             }
         )
 
+    def starts_linear(self) -> bool:
+        """Always: this model is linear."""
+        return True
+
     def forward(self, features: TensorMap) -> TensorMap:
         """Coefficients of every (l, Z) block of the basis."""
         keys: list[list[int]] = []

@@ -32,6 +32,15 @@ from rhocore.models.layers import (
 ACTIVATIONS = {"silu": torch.nn.SiLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}
 
 
+class GateOutput(torch.nn.Linear):
+    """Last layer of a gate MLP, zero at initialisation so that every gate starts at one."""
+
+    def reset_parameters(self) -> None:
+        """Zero weight and bias."""
+        torch.nn.init.zeros_(self.weight)
+        torch.nn.init.zeros_(self.bias)
+
+
 class NonlinearOptions(PluginOptions):
     """Options of the ``nonlinear`` model (defaults in ``default-hypers.yaml``)."""
 
@@ -100,8 +109,12 @@ class NonlinearModel(Model):
         for width_in, width_out in zip(widths[:-1], widths[1:], strict=True):
             layers.append(torch.nn.Linear(width_in, width_out, dtype=torch.float64))
             layers.append(ACTIVATIONS[self.options.activation]())
-        layers.append(torch.nn.Linear(widths[-1], out_features, dtype=torch.float64))
+        layers.append(GateOutput(widths[-1], out_features, dtype=torch.float64))
         return torch.nn.Sequential(*layers)
+
+    def starts_linear(self) -> bool:
+        """With one head: fresh gates are exactly one, so the model starts as ``linear``."""
+        return self.options.heads == 1
 
     def forward(self, features: TensorMap) -> TensorMap:
         """Coefficients of every (l, Z) block of the basis."""

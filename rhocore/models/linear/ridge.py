@@ -1,0 +1,129 @@
+"""Closed-form training of the ``linear`` model: ridge regression in the fit's metric.
+
+The linear model's loss  sum_s (B_s w - y_s)^T S_s (B_s w - y_s) + r |w|^2  is quadratic
+in its weights w, so its minimum is a linear solve instead of thousands of gradient steps
+(which stall on the ill-conditioned lambda-SOAP features). Solved in the dual:
+w = B^T a with (K + r S^-1) a = y, K = B B^T the block-sparse linear kernel between the
+training coefficients (non-zero only for equal element, l and radial index n). With
+S = L L^T per structure and a = L g it becomes (L^T K L + r I) g = L^T y, one symmetric
+eigendecomposition serving every regularisation strength r.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import scipy.linalg
+import torch
+from metatensor.torch import TensorMap
+
+from rhocore.models.base import Model
+from rhocore.models.layers import EquivariantLinear, key_selection
+
+#: Above this many training coefficients the dense dual problem needs too much memory.
+MAX_DUAL_SIZE = 40000
+
+Group = tuple[int, int, int]  # (l, Z, n)
+
+
+def _rows(
+    model: Model, features: TensorMap, numbers: np.ndarray
+) -> tuple[list[Group], list[np.ndarray]]:
+    """Per coefficient of one structure: its (l, Z, n) group and its feature vector."""
+    layout = model.layout
+    rank = {}
+    counts: dict[int, int] = defaultdict(int)
+    for atom, z in enumerate(numbers):
+        rank[atom] = counts[int(z)]
+        counts[int(z)] += 1
+    blocks = {}
+    for l, z in model.output_keys():
+        block = features.block(key_selection(l, z))
+        atoms = block.samples.column("atom").tolist()
+        values = block.values.detach().numpy()
+        blocks[(l, z)] = {atom: values[row] for row, atom in enumerate(atoms)}
+    groups, vectors = [], []
+    for atom, z, l, n, m in layout.function_table(numbers):
+        vector = blocks[(l, z)][atom][m + l]
+        if _layer(model, l, z).bias is not None:
+            vector = np.append(vector, 1.0)
+        groups.append((l, z, n))
+        vectors.append(vector)
+    return groups, vectors
+
+
+def _layer(model: Model, l: int, z: int) -> EquivariantLinear:
+    return model.layers[f"{l}_{z}"]
+
+
+class RidgeProblem:
+    """The dual ridge problem of a linear model on a training set, ready to solve."""
+
+    def __init__(
+        self,
+        model: Model,
+        features: list[TensorMap],
+        numbers: list[np.ndarray],
+        references: list[np.ndarray],
+        metrics: list[np.ndarray],
+    ):
+        self.model = model
+        size = sum(len(reference) for reference in references)
+        if size > MAX_DUAL_SIZE:
+            raise ValueError(
+                f"closed-form ridge training needs a dense {size}x{size} matrix; with more than "
+                f"{MAX_DUAL_SIZE} training coefficients use training.optimizer 'lbfgs'"
+            )
+        self.groups: dict[Group, list[int]] = defaultdict(list)
+        vectors: list[np.ndarray] = []
+        targets = []
+        for structure_features, structure_numbers, reference in zip(
+            features, numbers, references, strict=True
+        ):
+            groups, rows = _rows(model, structure_features, structure_numbers)
+            for group, vector in zip(groups, rows, strict=True):
+                self.groups[group].append(len(vectors))
+                vectors.append(vector)
+            targets.append(reference - self._baseline(groups))
+        self.vectors = vectors
+        kernel = np.zeros((size, size))
+        for indices in self.groups.values():
+            stacked = np.array([vectors[i] for i in indices])
+            kernel[np.ix_(indices, indices)] = stacked @ stacked.T
+        self.cholesky = scipy.linalg.block_diag(*[np.linalg.cholesky(s) for s in metrics])
+        transformed = self.cholesky.T @ kernel @ self.cholesky
+        self.eigenvalues, self.eigenvectors = np.linalg.eigh(transformed)
+        self.projected_targets = self.eigenvectors.T @ (self.cholesky.T @ np.concatenate(targets))
+
+    def _baseline(self, groups: list[Group]) -> np.ndarray:
+        out = np.zeros(len(groups))
+        for index, (l, z, n) in enumerate(groups):
+            baseline = _layer(self.model, l, z).baseline
+            if baseline is not None:
+                out[index] = float(baseline[n])
+        return out
+
+    def apply(self, regularization: float) -> None:
+        """Set the model's weights to the ridge solution for ``regularization``."""
+        gamma = self.eigenvectors @ (
+            self.projected_targets / (np.clip(self.eigenvalues, 0.0, None) + regularization)
+        )
+        alpha = self.cholesky @ gamma
+        weights: dict[tuple[int, int], np.ndarray] = {}
+        biases: dict[tuple[int, int], np.ndarray] = {}
+        for (l, z, n), indices in self.groups.items():
+            layer = _layer(self.model, l, z)
+            solution = np.array([self.vectors[i] for i in indices]).T @ alpha[indices]
+            in_features = layer.weight.shape[0]
+            weights.setdefault((l, z), np.zeros(tuple(layer.weight.shape)))[:, n] = solution[
+                :in_features
+            ]
+            if layer.bias is not None:
+                biases.setdefault((l, z), np.zeros(tuple(layer.bias.shape)))[n] = solution[-1]
+        with torch.no_grad():
+            for (l, z), weight in weights.items():
+                layer = _layer(self.model, l, z)
+                layer.weight.copy_(torch.from_numpy(weight))
+                if (l, z) in biases:
+                    layer.bias.copy_(torch.from_numpy(biases[(l, z)]))
