@@ -144,6 +144,21 @@ class DatasetEntry:
     status: str
     reason: str = ""
 
+    @classmethod
+    def failed(cls, index: int, atoms: ase.Atoms, reason: str) -> DatasetEntry:
+        """A structure that could not be computed, and why."""
+        return cls(
+            index=index,
+            atoms=atoms,
+            fit=None,
+            orbitals=None,
+            weights=None,
+            total_energy=None,
+            scf_converged=False,
+            status="failed",
+            reason=reason,
+        )
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)

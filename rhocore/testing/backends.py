@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import ase
 import numpy as np
 
-from rhocore.backend import OrbitalData, PluginOptions, QCBackend, RIFit
+from rhocore.backend import OrbitalData, QCBackend, RIFit
 from rhocore.basis import BasisLayout
 from rhocore.rotations import random_rotation, rotate_coefficients
+from rhocore.testing.plugins import check_plugin_class
 
 WeightsFn = Callable[[OrbitalData], np.ndarray]
 
@@ -65,7 +66,7 @@ def check_backend(
     Choose an asymmetric structure whose targeted states are not degenerate: a rotation
     mixes degenerate orbitals.
     """
-    check_class(type(backend))
+    check_plugin_class(type(backend))
     weights_fn = target_weights_fn or density_weights
     formula = atoms.get_chemical_formula()
     label = f"backend '{backend.name}' on {formula}"
@@ -116,25 +117,6 @@ def check_backend(
         rotation_error=rotation_error,
         metric_rotation_error=metric_error,
         scf_converged_rotated=converged,
-    )
-
-
-def check_class(cls: type[QCBackend]) -> None:
-    """A ``name`` and an ``Options`` model that forbids unknown fields and documents each."""
-    name = getattr(cls, "name", None)
-    assert isinstance(name, str) and name, f"{cls.__name__} has no string class attribute 'name'"
-    assert issubclass(cls.Options, PluginOptions), (
-        f"{cls.__name__}.Options must derive from rhocore.backend.PluginOptions"
-    )
-    assert cls.Options.model_config.get("extra") == "forbid", (
-        f"{cls.__name__}.Options must reject unknown fields (extra='forbid')"
-    )
-    undocumented = [
-        field for field, info in cls.Options.model_fields.items() if not info.description
-    ]
-    assert not undocumented, (
-        f"{cls.__name__}.Options fields {undocumented} have no description; say what each "
-        "does and its unit"
     )
 
 

@@ -82,17 +82,7 @@ def synthetic_entry(
 
 def failed_entry(index: int, reason: str = "SCF did not converge") -> DatasetEntry:
     """A failed entry of the structure of :func:`synthetic_entry`."""
-    return DatasetEntry(
-        index=index,
-        atoms=synthetic_entry(index).atoms,
-        fit=None,
-        orbitals=None,
-        weights=None,
-        total_energy=None,
-        scf_converged=False,
-        status="failed",
-        reason=reason,
-    )
+    return DatasetEntry.failed(index, synthetic_entry(index).atoms, reason)
 
 
 def assert_entries_equal(stored: DatasetEntry, expected: DatasetEntry) -> None:

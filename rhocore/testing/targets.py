@@ -11,8 +11,9 @@ import copy
 
 import numpy as np
 
-from rhocore.backend import OrbitalData, PluginOptions
+from rhocore.backend import OrbitalData
 from rhocore.target import Target
+from rhocore.testing.plugins import check_plugin_class
 
 
 def check_target(target: Target, orbitals: OrbitalData, *, non_negative: bool = True) -> np.ndarray:
@@ -24,7 +25,7 @@ def check_target(target: Target, orbitals: OrbitalData, *, non_negative: bool = 
     second call), the input is left unchanged, ``expected_integral`` equals ``W.sum()``
     and, unless ``non_negative=False`` (a target whose field may be negative), W >= 0.
     """
-    _check_class(type(target))
+    check_plugin_class(type(target))
     assert isinstance(target.options, target.Options), (
         f"{type(target).__name__}.options is a {type(target.options).__name__}, "
         f"expected an instance of its Options class {target.Options.__name__}"
@@ -81,22 +82,3 @@ def check_density_target(target: Target, orbitals: OrbitalData) -> np.ndarray:
         f"{orbitals.n_electrons} electrons"
     )
     return weights
-
-
-def _check_class(cls: type[Target]) -> None:
-    name = getattr(cls, "name", None)
-    assert isinstance(name, str) and name, f"{cls.__name__} has no string class attribute 'name'"
-    assert issubclass(cls.Options, PluginOptions), (
-        f"{cls.__name__}.Options must derive from rhocore.backend.PluginOptions"
-    )
-    assert cls.Options.model_config.get("extra") == "forbid", (
-        f"{cls.__name__}.Options must reject unknown fields (extra='forbid')"
-    )
-    assert cls.Options.__doc__, f"{cls.__name__}.Options needs a docstring"
-    undocumented = [
-        field for field, info in cls.Options.model_fields.items() if not info.description
-    ]
-    assert not undocumented, (
-        f"{cls.__name__}.Options fields {undocumented} have no description; say what each "
-        "does and its unit"
-    )

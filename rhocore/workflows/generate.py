@@ -46,12 +46,14 @@ def compute_entry(index: int, atoms: ase.Atoms, backend: QCBackend, target: Targ
     try:
         scf = backend.run_scf(atoms)
         if not scf.converged:
-            return _failed(index, atoms, "SCF did not converge (raise max_cycle or conv_tol)")
+            return DatasetEntry.failed(
+                index, atoms, "SCF did not converge (raise max_cycle or conv_tol)"
+            )
         weights = target.weights(scf.orbitals)
         n_electrons = target.expected_integral(scf.orbitals) if target.is_total_density else None
         fit = backend.fit(scf, weights, n_electrons=n_electrons)
     except (ValueError, RuntimeError, ArithmeticError, KeyError) as error:
-        return _failed(index, atoms, f"{type(error).__name__}: {error}")
+        return DatasetEntry.failed(index, atoms, f"{type(error).__name__}: {error}")
     return DatasetEntry(
         index=index,
         atoms=atoms,
@@ -61,20 +63,6 @@ def compute_entry(index: int, atoms: ase.Atoms, backend: QCBackend, target: Targ
         total_energy=scf.total_energy,
         scf_converged=scf.converged,
         status="done",
-    )
-
-
-def _failed(index: int, atoms: ase.Atoms, reason: str) -> DatasetEntry:
-    return DatasetEntry(
-        index=index,
-        atoms=atoms,
-        fit=None,
-        orbitals=None,
-        weights=None,
-        total_energy=None,
-        scf_converged=False,
-        status="failed",
-        reason=reason,
     )
 
 
