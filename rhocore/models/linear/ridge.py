@@ -91,10 +91,22 @@ class RidgeProblem:
         for indices in self.groups.values():
             stacked = np.array([vectors[i] for i in indices])
             kernel[np.ix_(indices, indices)] = stacked @ stacked.T
-        self.cholesky = scipy.linalg.block_diag(*[np.linalg.cholesky(s) for s in metrics])
-        transformed = self.cholesky.T @ kernel @ self.cholesky
-        self.eigenvalues, self.eigenvectors = np.linalg.eigh(transformed)
-        self.projected_targets = self.eigenvectors.T @ (self.cholesky.T @ np.concatenate(targets))
+        self.factors = [np.linalg.cholesky(metric) for metric in metrics]
+        self.offsets = np.cumsum([0] + [len(metric) for metric in metrics])
+        transformed = self._times_factors(self._times_factors(kernel).T)  # L^T K L, symmetric
+        self.eigenvalues, self.eigenvectors = scipy.linalg.eigh(transformed, overwrite_a=True)
+        self.projected_targets = (
+            self.eigenvectors.T @ self._times_factors(np.concatenate(targets)[:, None]).ravel()
+        )
+
+    def _times_factors(self, matrix: np.ndarray, transpose: bool = True) -> np.ndarray:
+        """Block-diagonal L^T @ matrix (or L @ matrix), structure by structure."""
+        out = np.empty_like(matrix)
+        for factor, start, stop in zip(
+            self.factors, self.offsets[:-1], self.offsets[1:], strict=True
+        ):
+            out[start:stop] = (factor.T if transpose else factor) @ matrix[start:stop]
+        return out
 
     def _baseline(self, groups: list[Group]) -> np.ndarray:
         out = np.zeros(len(groups))
@@ -109,7 +121,7 @@ class RidgeProblem:
         gamma = self.eigenvectors @ (
             self.projected_targets / (np.clip(self.eigenvalues, 0.0, None) + regularization)
         )
-        alpha = self.cholesky @ gamma
+        alpha = self._times_factors(gamma[:, None], transpose=False).ravel()
         weights: dict[tuple[int, int], np.ndarray] = {}
         biases: dict[tuple[int, int], np.ndarray] = {}
         for (l, z, n), indices in self.groups.items():
