@@ -504,6 +504,9 @@ def _optimizer(model: Model, options: TrainingOptions) -> torch.optim.Optimizer:
             max_iter=options.lbfgs_iterations,
             history_size=100,
             line_search_fn="strong_wolfe",
+            # metric losses of accurate fits are ~1e-8: never stop on absolute tolerances
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
         )
     return torch.optim.Adam(
         model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
