@@ -62,12 +62,11 @@ class EvaluationReport:
 
     def table(self) -> str:
         """Means as an aligned text table for the terminal."""
-        rows = [(key, value) for key, value in self.means().items()]
+        rows = [(key, value) for key, value in self.means().items() if value is not None]
         width = max(len(key) for key, _ in rows)
         lines = [f"held-out metrics over {len(self.structures)} structures"]
         for key, value in rows:
-            shown = "n/a" if value is None else f"{value:.4f}"
-            lines.append(f"  {key:<{width}}  {shown}")
+            lines.append(f"  {key:<{width}}  {value:.4f}")
         if self.grid_metrics_unavailable:
             lines.append(f"  grid metrics unavailable: {self.grid_metrics_unavailable}")
         return "\n".join(lines)
