@@ -9,10 +9,11 @@ model) and a line in ``train.log``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -153,6 +154,24 @@ def train(
         raise ValueError("no training structures: the training set is empty")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _logging_into(run_dir):
+        torch.manual_seed(options.seed)
+        _reset_parameters(model)
+        model.to(dtype=torch.float64)
+        model.set_baseline(invariant_means(train_samples, descriptor.layout))
+        training = _prepare(descriptor, train_samples, "training", progress)
+        validation = _prepare(descriptor, validation_samples, "validation", progress)
+        path = run_dir / CHECKPOINT_FILE
+        if options.optimizer == "ridge":
+            return _ridge(model, descriptor, training, validation, options, path)
+        return _gradient_training(
+            model, descriptor, training, validation, options, path, resume, progress
+        )
+
+
+@contextlib.contextmanager
+def _logging_into(run_dir: Path) -> Iterator[None]:
+    """Send this module's log lines (per-epoch ones included) to ``run_dir/train.log``."""
     handler = logging.FileHandler(run_dir / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     for logger in (log, epoch_log):
@@ -160,34 +179,24 @@ def train(
         if not logger.isEnabledFor(logging.INFO):
             logger.setLevel(logging.INFO)
     try:
-        return _train(
-            model, descriptor, train_samples, validation_samples, options, run_dir, resume, progress
-        )
+        yield
     finally:
         for logger in (log, epoch_log):
             logger.removeHandler(handler)
         handler.close()
 
 
-def _train(
+def _gradient_training(
     model: Model,
     descriptor: LambdaSoap,
-    train_samples: Sequence[Sample],
-    validation_samples: Sequence[Sample],
+    training: _Prepared,
+    validation: _Prepared,
     options: TrainingOptions,
-    run_dir: Path,
+    path: Path,
     resume: bool,
     progress: bool,
 ) -> TrainingResult:
-    torch.manual_seed(options.seed)
-    _reset_parameters(model)
-    model.to(dtype=torch.float64)
-    model.set_baseline(invariant_means(train_samples, descriptor.layout))
-    training = _prepare(descriptor, train_samples, "training", progress)
-    validation = _prepare(descriptor, validation_samples, "validation", progress)
-    if options.optimizer == "ridge":
-        return _ridge(model, descriptor, training, validation, options, run_dir / CHECKPOINT_FILE)
-    path = run_dir / CHECKPOINT_FILE
+    """Adam or L-BFGS epochs, warm-started in closed form when the model starts linear."""
     warm_start = options.ridge_warm_start and model.starts_linear() and not path.exists()
     warm_loss = float("inf")
     if warm_start:
