@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,13 +25,14 @@ import numpy as np
 
 from rhocore.backend import OrbitalData, RIFit
 from rhocore.basis import BasisLayout
+from rhocore.versions import Updater, upgrade
 
 FORMAT = "rhocore-dataset"
 FORMAT_VERSION = 1
 #: First rhocore release that writes each format version, for "upgrade" messages.
 FORMAT_RELEASES: dict[int, str] = {1: "0.1.0"}
 #: Upgrades of the root attributes of a format-N file to format N + 1, keyed by N.
-UPDATES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPDATES: dict[int, Updater] = {}
 
 UNITS: dict[str, str] = {
     "positions": "angstrom",
@@ -188,16 +189,15 @@ def _check_format(handle: h5py.File, path: Path) -> int:
 
 def _upgraded_attrs(handle: h5py.File, version: int, path: Path) -> dict[str, Any]:
     """Root attributes of a format-``version`` file, upgraded to :data:`FORMAT_VERSION`."""
-    attrs = dict(handle.attrs)
-    while version < FORMAT_VERSION:
-        if version not in UPDATES:
-            raise DatasetError(
-                f"{path} has dataset format version {version}, which this rhocore no longer "
-                f"reads; rhocore {FORMAT_RELEASES.get(version, 'of that time')} reads it"
-            )
-        attrs = UPDATES[version](attrs)
-        version += 1
-    return attrs
+    return upgrade(
+        dict(handle.attrs),
+        version,
+        FORMAT_VERSION,
+        UPDATES,
+        f"{path} has dataset",
+        DatasetError,
+        f"; rhocore {FORMAT_RELEASES.get(version, 'of that time')} reads it",
+    )
 
 
 def _indices(handle: h5py.File, statuses: tuple[str, ...]) -> list[int]:

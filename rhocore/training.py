@@ -13,7 +13,7 @@ import contextlib
 import copy
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from rhocore.loss import metric_loss
 from rhocore.models.base import Model
 from rhocore.plugins import get_registry
 from rhocore.tensormaps import split_structures, stack_structures, tensormap_to_coefficients
+from rhocore.versions import Updater, upgrade
 
 log = logging.getLogger(__name__)
 #: Per-epoch lines go to ``train.log`` only; the progress bar shows them on the terminal.
@@ -44,7 +45,7 @@ LOG_FILE = "train.log"
 #: Format of ``checkpoint.ckpt`` this rhocore writes.
 CHECKPOINT_FORMAT_VERSION = 1
 #: ``UPDATERS[n]`` turns a format-n checkpoint into format n+1 (none needed yet).
-UPDATERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPDATERS: dict[int, Updater] = {}
 #: Structures per descriptor computation (bounds the memory of featomic's work).
 DESCRIPTOR_CHUNK = 64
 
@@ -345,14 +346,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"format versions up to {CHECKPOINT_FORMAT_VERSION}. Install rhocore>="
             f"{checkpoint.get('rhocore_version', 'unknown')} to read it."
         )
-    while version < CHECKPOINT_FORMAT_VERSION:
-        if version not in UPDATERS:
-            raise ValueError(
-                f"'{path}' has checkpoint format version {version}, which this rhocore "
-                f"{__version__} cannot update to version {CHECKPOINT_FORMAT_VERSION}"
-            )
-        checkpoint = UPDATERS[version](checkpoint)
-        version = checkpoint["format_version"]
+    checkpoint = upgrade(
+        checkpoint, version, CHECKPOINT_FORMAT_VERSION, UPDATERS, f"'{path}' has checkpoint"
+    )
     return checkpoint
 
 
