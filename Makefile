@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rhocore-installed
-PLUGINS := plugins/pyscf_adapter plugins/targets
+PLUGINS := plugins/pyscf_adapter plugins/targets plugins/aims
 
 .PHONY: install demo test lint docs clean
 

@@ -23,6 +23,14 @@ from rhocore.basis import BasisLayout
 MetricKind = Literal["overlap", "coulomb"]
 
 
+class BackendSetupError(Exception):
+    """The QC code cannot run at all as configured (missing binary, data files, licence).
+
+    Not a property of one structure: runs stop at once instead of recording every
+    structure as failed.
+    """
+
+
 class PluginOptions(BaseModel):
     """Base of every plugin's ``Options``: unknown fields are errors, not ignored."""
 
@@ -128,6 +136,8 @@ class QCBackend(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[PluginOptions]] = PluginOptions
+    #: False for codes that cannot put fields on arbitrary points (no grid metrics then).
+    evaluates_fields: ClassVar[bool] = True
 
     def __init__(self, options: PluginOptions | dict | None = None):
         if isinstance(options, PluginOptions):
@@ -140,13 +150,24 @@ class QCBackend(ABC):
         """Version of the QC code behind this backend, stored in datasets."""
         return "unknown"
 
+    def check_setup(self, structures: list[ase.Atoms]) -> None:
+        """Raise :class:`BackendSetupError` if the code cannot run these structures at all.
+
+        Called once before a dataset run starts; the default has nothing to check.
+        """
+        return None
+
     @abstractmethod
     def run_scf(self, atoms: ase.Atoms) -> SCFResult:
         """Run the SCF of ``atoms`` and return its orbital data."""
 
     @abstractmethod
-    def basis_layout(self, atoms: ase.Atoms) -> BasisLayout:
-        """The RI basis layout for the elements of ``atoms``."""
+    def basis_layout(self, atoms: ase.Atoms) -> BasisLayout | None:
+        """The RI basis layout for the elements of ``atoms``.
+
+        None when the code settles its RI basis only while fitting (FHI-aims prunes its
+        product basis during the run); a dataset then takes the layout of its first fit.
+        """
 
     @abstractmethod
     def fit(self, scf: SCFResult, weights: np.ndarray, n_electrons: float | None = None) -> RIFit:

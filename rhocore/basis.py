@@ -99,6 +99,17 @@ class BasisLayout:
                 cursor[(l, int(z))] += 1
         return np.concatenate(out) if out else np.zeros(0)
 
+    def merged(self, other: BasisLayout) -> BasisLayout:
+        """The union of two layouts; an element both cover must have the same counts."""
+        clash = [z for z in set(self.nmax) & set(other.nmax) if self.nmax[z] != other.nmax[z]]
+        if clash:
+            z = clash[0]
+            raise ValueError(
+                f"two RI basis layouts disagree for element Z={z}: radial functions per l "
+                f"{self.nmax[z]} and {other.nmax[z]}; fits of one dataset must use one basis"
+            )
+        return BasisLayout({**self.nmax, **other.nmax})
+
     def s_function_mask(self, numbers: Sequence[int]) -> np.ndarray:
         """Boolean mask of the l = 0 functions (the only ones with a non-zero integral)."""
         return self.function_table(numbers)[:, 2] == 0

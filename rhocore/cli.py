@@ -20,11 +20,18 @@ class UserFacingGroup(click.Group):
     """A click group that turns expected user errors into one-line messages."""
 
     def invoke(self, ctx: click.Context):
+        from rhocore.backend import BackendSetupError
         from rhocore.config import ConfigError
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, PluginError, FileNotFoundError, ValueError) as error:
+        except (
+            BackendSetupError,
+            ConfigError,
+            PluginError,
+            FileNotFoundError,
+            ValueError,
+        ) as error:
             raise click.ClickException(str(error)) from None
 
 

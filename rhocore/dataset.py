@@ -66,6 +66,10 @@ METADATA_ATTRS: tuple[str, ...] = (
 )
 
 
+#: ``basis_layout`` of a dataset whose backend fixes its RI basis only in the first fit.
+NO_LAYOUT = "null"
+
+
 class DatasetError(ValueError):
     """A dataset file that cannot be read or extended as asked."""
 
@@ -79,7 +83,7 @@ class DatasetMetadata:
     backend_options: dict[str, Any]
     target_name: str
     target_options: dict[str, Any]
-    layout: BasisLayout
+    layout: BasisLayout | None
     metric_kind: str
     rhocore_version: str
 
@@ -94,7 +98,7 @@ class DatasetMetadata:
             "backend_options": _json(self.backend_options),
             "target_name": self.target_name,
             "target_options": _json(self.target_options),
-            "basis_layout": self.layout.to_json(),
+            "basis_layout": NO_LAYOUT if self.layout is None else self.layout.to_json(),
             "metric_kind": self.metric_kind,
             "rhocore_version": self.rhocore_version,
         }
@@ -114,17 +118,23 @@ class DatasetMetadata:
             backend_options=json.loads(text["backend_options"]),
             target_name=text["target_name"],
             target_options=json.loads(text["target_options"]),
-            layout=BasisLayout.from_json(text["basis_layout"]),
+            layout=None
+            if text["basis_layout"] == NO_LAYOUT
+            else BasisLayout.from_json(text["basis_layout"]),
             metric_kind=text["metric_kind"],
             rhocore_version=text["rhocore_version"],
         )
 
     def differences(self, other: DatasetMetadata) -> list[str]:
-        """Names of the fields (other than :attr:`RESUME_IGNORES`) where ``other`` differs."""
+        """Names of the fields (other than :attr:`RESUME_IGNORES`) where ``other`` differs.
+
+        A layout that one side does not know yet (``None``) differs from none.
+        """
         mine, theirs = self.to_attrs(), other.to_attrs()
-        return [
-            name for name in mine if name not in self.RESUME_IGNORES and mine[name] != theirs[name]
-        ]
+        ignored = set(self.RESUME_IGNORES)
+        if self.layout is None or other.layout is None:
+            ignored.add("basis_layout")
+        return [name for name in mine if name not in ignored and mine[name] != theirs[name]]
 
 
 @dataclass
@@ -133,6 +143,9 @@ class DatasetEntry:
 
     ``weights`` are the target's W(a), shape of ``orbitals.energies``; ``total_energy``
     is in eV. A failed entry (``status="failed"``) has only ``atoms`` and ``reason``.
+    Fits imported from other tools may lack orbital data: then ``orbitals`` and
+    ``weights`` are None, and ``expected_integral`` says what the field integrates to
+    when that is known (e.g. the electron count of a total density).
     """
 
     index: int
@@ -144,6 +157,7 @@ class DatasetEntry:
     scf_converged: bool
     status: str
     reason: str = ""
+    expected_integral: float | None = None
 
     @classmethod
     def failed(cls, index: int, atoms: ase.Atoms, reason: str) -> DatasetEntry:
@@ -279,6 +293,8 @@ class DatasetWriter:
                 "output path."
             )
         stored = DatasetMetadata.from_attrs(handle.attrs, str(self.path))
+        if self.metadata.layout is None:
+            self.metadata.layout = stored.layout
         differing = stored.differences(self.metadata)
         if differing:
             mine, theirs = stored.to_attrs(), self.metadata.to_attrs()
@@ -333,6 +349,9 @@ class DatasetWriter:
             if staging in handle:
                 del handle[staging]
             _write_group(handle.create_group(staging), entry)
+            if entry.fit is not None and self.metadata.layout != entry.fit.layout:
+                self.metadata.layout = _merged_layout(self.metadata.layout, entry, self.path)
+                handle.attrs["basis_layout"] = self.metadata.layout.to_json()
             if replaces_failed:
                 del handle[final]
             handle.move(staging, final)
@@ -365,23 +384,35 @@ def _check_entry(entry: DatasetEntry, metadata: DatasetMetadata, path: Path) -> 
         if not entry.reason:
             raise DatasetError(f"{where}: a failed entry needs a reason")
         return
-    if entry.fit is None or entry.orbitals is None or entry.weights is None:
-        raise DatasetError(f"{where}: a done entry needs fit, orbitals and weights")
-    if entry.fit.layout != metadata.layout:
-        raise DatasetError(f"{where}: the fit's basis layout differs from the dataset's")
+    if entry.fit is None:
+        raise DatasetError(f"{where}: a done entry needs a fit")
+    if (entry.orbitals is None) != (entry.weights is None):
+        raise DatasetError(f"{where}: orbitals and weights come together, or not at all")
+    _merged_layout(metadata.layout, entry, path)
     if entry.fit.metric_kind != metadata.metric_kind:
         raise DatasetError(
             f"{where}: the fit uses the {entry.fit.metric_kind} metric, the dataset "
             f"the {metadata.metric_kind} metric"
         )
-    size = metadata.layout.size(entry.atoms.numbers)
+    size = entry.fit.layout.size(entry.atoms.numbers)
     if entry.fit.coefficients.shape != (size,) or entry.fit.metric.shape != (size, size):
         raise DatasetError(
             f"{where}: coefficients {entry.fit.coefficients.shape} and metric "
             f"{entry.fit.metric.shape} do not match the {size} basis functions of the layout"
         )
-    if np.shape(entry.weights) != entry.orbitals.energies.shape:
+    if entry.orbitals is not None and np.shape(entry.weights) != entry.orbitals.energies.shape:
         raise DatasetError(f"{where}: weights and orbital energies differ in shape")
+
+
+def _merged_layout(layout: BasisLayout | None, entry: DatasetEntry, path: Path) -> BasisLayout:
+    """The dataset layout extended by the elements of ``entry``'s fit, or an error on a clash."""
+    assert entry.fit is not None
+    if layout is None:
+        return entry.fit.layout
+    try:
+        return layout.merged(entry.fit.layout)
+    except ValueError as error:
+        raise DatasetError(f"structure {entry.index} for {path}: {error}") from None
 
 
 def _write_group(group: h5py.Group, entry: DatasetEntry) -> None:
@@ -398,22 +429,27 @@ def _write_group(group: h5py.Group, entry: DatasetEntry) -> None:
     if entry.status != "done":
         return
     fit, orbitals = entry.fit, entry.orbitals
-    assert fit is not None and orbitals is not None and entry.weights is not None
+    assert fit is not None
     group["coefficients"] = fit.coefficients
     group["overlap"] = fit.metric
     group["projections"] = fit.projections
     group["integrals"] = fit.integrals
-    group["orbital_energies"] = orbitals.energies
-    group["orbital_occupations"] = orbitals.occupations
-    group["k_weights"] = orbitals.k_weights
-    group["weights"] = np.asarray(entry.weights, dtype=float)
-    if orbitals.fermi_level is not None:
-        group.attrs["fermi_level"] = float(orbitals.fermi_level)
+    if orbitals is not None:
+        group["orbital_energies"] = orbitals.energies
+        group["orbital_occupations"] = orbitals.occupations
+        group["k_weights"] = orbitals.k_weights
+        group["weights"] = np.asarray(entry.weights, dtype=float)
+        if orbitals.fermi_level is not None:
+            group.attrs["fermi_level"] = float(orbitals.fermi_level)
     state = group.create_group("field_state")
     for key, value in fit.field_state.items():
         state[key] = np.asarray(value)
     group.attrs["fitted_integral"] = fit.fitted_integral
-    group.attrs["expected_integral"] = float(np.sum(entry.weights))
+    expected = entry.expected_integral
+    if expected is None and entry.weights is not None:
+        expected = float(np.sum(entry.weights))
+    if expected is not None:
+        group.attrs["expected_integral"] = float(expected)
 
 
 class Dataset:
@@ -518,6 +554,7 @@ class Dataset:
         group = self._group(index, done=False)
         attrs = group.attrs
         total = attrs.get("total_energy_eV")
+        expected = attrs.get("expected_integral")
         entry = DatasetEntry(
             index=int(index),
             atoms=self.atoms(index),
@@ -528,6 +565,7 @@ class Dataset:
             scf_converged=bool(attrs["scf_converged"]),
             status=str(attrs["status"]),
             reason=str(attrs.get("reason", "")),
+            expected_integral=None if expected is None else float(expected),
         )
         if entry.status != "done":
             return entry
@@ -541,6 +579,8 @@ class Dataset:
             integrals=group["integrals"][()],
             field_state={key: value[()] for key, value in group["field_state"].items()},
         )
+        if "orbital_energies" not in group:
+            return entry
         fermi = attrs.get("fermi_level")
         entry.orbitals = OrbitalData(
             energies=group["orbital_energies"][()],

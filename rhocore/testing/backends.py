@@ -135,11 +135,14 @@ def check_fit(fit: RIFit, layout: BasisLayout, atoms: ase.Atoms, label: str = "f
         assert np.shape(array) == shape, (
             f"{label}: {what} have shape {np.shape(array)}, the basis layout gives {shape}"
         )
-        assert np.all(np.isfinite(array)), f"{label}: {what} contain NaN or infinity"
+        unknown = what == "integrals" and bool(np.all(np.isnan(array)))
+        assert unknown or np.all(np.isfinite(array)), f"{label}: {what} contain NaN or infinity"
     assert fit.metric_kind in ELECTRON_RTOL, (
         f"{label}: metric_kind '{fit.metric_kind}' is none of {sorted(ELECTRON_RTOL)}"
     )
     check_metric(fit, label)
+    if np.all(np.isnan(fit.integrals)):  # a code that does not write them: all NaN
+        return
     nonzero = np.abs(fit.integrals) > 1e-12 * np.abs(fit.integrals).max()
     assert not np.any(nonzero & ~layout.s_function_mask(atoms.numbers)), (
         f"{label}: basis functions with l > 0 have non-zero integrals; the canonical order "

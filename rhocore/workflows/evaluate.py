@@ -79,6 +79,8 @@ def backend_for_dataset(
     metadata = dataset.metadata
     try:
         cls = (registry or get_registry()).get("backend", metadata.backend_name)
+        if not cls.evaluates_fields:
+            return None, f"backend '{metadata.backend_name}' cannot evaluate fields on points"
         return cls(metadata.backend_options), None
     except (PluginError, ValueError) as error:
         return None, f"backend '{metadata.backend_name}' cannot evaluate fields here: {error}"
@@ -111,11 +113,12 @@ def evaluate(
         metrics = StructureMetrics(
             index=index,
             metric_error_percent=metric_error_percent(predicted, reference, entry.fit.metric),
-            predicted_integral=float(entry.fit.integrals @ predicted),
-            reference_integral=float(entry.fit.integrals @ reference),
         )
-        if is_density and entry.weights is not None:
-            expected = float(entry.weights.sum())
+        if np.all(np.isfinite(entry.fit.integrals)):  # some codes do not write them
+            metrics.predicted_integral = float(entry.fit.integrals @ predicted)
+            metrics.reference_integral = float(entry.fit.integrals @ reference)
+        expected = entry.expected_integral
+        if is_density and expected and metrics.predicted_integral is not None:
             metrics.electron_count_error_percent = (
                 100.0 * abs(metrics.predicted_integral - expected) / expected
             )

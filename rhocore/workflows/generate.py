@@ -88,6 +88,7 @@ def generate(config: ResolvedConfig, output: Path, *, progress: bool = True) -> 
     frames = config.read_structures()
     backend = config.make_backend()
     target = config.make_target()
+    backend.check_setup(frames)
     all_species = ase.Atoms(numbers=sorted({int(z) for atoms in frames for z in atoms.numbers}))
     metadata = dataset_metadata(config, backend, all_species)
     summary = GenerateSummary()

@@ -1,0 +1,160 @@
+"""The aims backend's whole run path, with a stand-in FHI-aims binary built on PySCF.
+
+The stand-in (tests/standin/aims_standin.py) reads the control.in/geometry.in that ASE
+writes for rhocore and writes FHI-aims' files of the keyword generation it imitates, in
+FHI-aims' function order and phases. Physics checks compare with PySCF directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import ase
+import numpy as np
+import pytest
+from rhocore_aims.backend import AimsBackend, AimsBackendError
+from rhocore_aims.errors import AimsFileError
+from rhocore_aims.keywords import generation_for_version
+
+from rhocore.backend import BackendSetupError
+from rhocore.rotations import random_rotation, rotate_coefficients
+from rhocore.structures import distorted_waters
+from rhocore.testing.backends import check_fit
+
+STANDIN = Path(__file__).parent / "standin" / "aims_standin.py"
+
+
+@pytest.fixture
+def species_dir(tmp_path: Path) -> Path:
+    """A species-defaults tree with one level folder and minimal H and O species files."""
+    level = tmp_path / "species_defaults" / "tight"
+    level.mkdir(parents=True)
+    for name, number in (("H", 1), ("O", 8)):
+        (level / f"{number:02d}_{name}_default").write_text(
+            f"  species        {name}\n    nucleus             {number}\n"
+        )
+    return level.parent
+
+
+def make_backend(tmp_path: Path, species_dir: Path, **options) -> AimsBackend:
+    return AimsBackend(
+        {
+            "command": f"{sys.executable} {STANDIN}",
+            "species_dir": str(species_dir),
+            "run_directory": str(tmp_path / "runs"),
+            **options,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def water() -> ase.Atoms:
+    return distorted_waters(1, seed=5)[0]
+
+
+def homo_weights(orbitals) -> np.ndarray:
+    weights = np.zeros_like(orbitals.energies)
+    weights[0, 0, orbitals.homo_index(0)] = 1.0
+    return weights
+
+
+@pytest.mark.parametrize("version", ["240925", "230905"])
+def test_fit_matches_pyscf_in_both_keyword_generations(tmp_path, species_dir, water, version):
+    """Coefficients parsed from the stand-in's files equal a direct PySCF fit."""
+    from rhocore_pyscf import PySCFBackend
+
+    backend = make_backend(tmp_path, species_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RHOCORE_STANDIN_VERSION", version)
+        scf = backend.run_scf(water)
+        assert scf.state.generation == generation_for_version(version)
+        fit = backend.fit(scf, homo_weights(scf.orbitals))
+    check_fit(fit, fit.layout, water, "aims stand-in")
+
+    reference = PySCFBackend({"basis": "def2-svp", "aux_basis": "weigend", "metric": "overlap"})
+    reference_scf = reference.run_scf(water)
+    expected = reference.fit(reference_scf, homo_weights(reference_scf.orbitals))
+    assert fit.layout == expected.layout
+    # a HOMO is defined up to its sign only through |psi|^2: the fit is sign-free
+    error = np.linalg.norm(fit.coefficients - expected.coefficients)
+    assert error <= 1e-6 * np.linalg.norm(expected.coefficients)
+    assert np.allclose(fit.metric, expected.metric, atol=1e-10)
+
+
+def test_rotated_structure_gives_wigner_rotated_fit(tmp_path, species_dir, water):
+    """FHI-aims order and phases are undone: the fit is equivariant in canonical form."""
+    backend = make_backend(tmp_path, species_dir)
+    rotation = random_rotation(4)
+    rotated = water.copy()
+    rotated.positions = water.positions @ rotation.T
+    fits = []
+    for atoms in (water, rotated):
+        scf = backend.run_scf(atoms)
+        fits.append(backend.fit(scf, scf.orbitals.occupations))
+    expected = rotate_coefficients(fits[0].coefficients, fits[0].layout, water.numbers, rotation)
+    error = np.linalg.norm(fits[1].coefficients - expected) / np.linalg.norm(expected)
+    assert error < 1e-5, f"rotated fit differs from Wigner-rotated fit by {error:.2e}"
+
+
+def test_finished_steps_are_reused(tmp_path, species_dir, water):
+    """A second run finds the finished FHI-aims steps and does not run them again."""
+    backend = make_backend(tmp_path, species_dir)
+    scf = backend.run_scf(water)
+    backend.fit(scf, scf.orbitals.occupations)
+    outputs = sorted((tmp_path / "runs").rglob("aims.out"))
+    stamps = [path.stat().st_mtime_ns for path in outputs]
+    again = backend.run_scf(water)
+    backend.fit(again, again.orbitals.occupations)
+    assert [path.stat().st_mtime_ns for path in outputs] == stamps
+
+
+def test_missing_binary_is_a_setup_error(tmp_path, species_dir, water):
+    backend = AimsBackend(
+        {"command": "mpirun -n 2 /no/such/aims.x", "species_dir": str(species_dir)}
+    )
+    with pytest.raises(BackendSetupError, match=r"binary '/no/such/aims.x'"):
+        backend.check_setup([water])
+
+
+def test_missing_species_file_is_named(tmp_path, species_dir):
+    backend = make_backend(tmp_path, species_dir)
+    with pytest.raises(BackendSetupError, match=r"06_C_default for element C"):
+        backend.check_setup([ase.Atoms("CH4")])
+
+
+def test_no_command_points_to_the_ase_config(tmp_path, monkeypatch, species_dir):
+    monkeypatch.setenv("ASE_CONFIG_PATH", str(tmp_path / "absent.ini"))
+    backend = AimsBackend({"species_dir": str(species_dir)})
+    with pytest.raises(BackendSetupError, match=r"\[aims\] section"):
+        backend.check_setup([ase.Atoms("H2O")])
+
+
+def test_command_and_species_come_from_the_ase_config(tmp_path, monkeypatch, species_dir, water):
+    config = tmp_path / "config.ini"
+    config.write_text(
+        f"[aims]\ncommand = {sys.executable} {STANDIN}\ndefault_species_directory = {species_dir}\n"
+    )
+    monkeypatch.setenv("ASE_CONFIG_PATH", str(config))
+    backend = AimsBackend({"run_directory": str(tmp_path / "runs")})
+    scf = backend.run_scf(water)
+    assert scf.converged and scf.orbitals.n_electrons == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [("crash", "exited with status 174"), ("truncate", "did not finish"), ("noconverge", "converge")],
+)
+def test_failed_runs_name_the_file(tmp_path, species_dir, water, monkeypatch, failure, message):
+    monkeypatch.setenv("RHOCORE_STANDIN_FAIL", failure)
+    backend = make_backend(tmp_path, species_dir)
+    with pytest.raises(AimsFileError, match=message) as caught:
+        backend.run_scf(water)
+    text = str(caught.value)
+    assert "aims.out" in text and "\n" not in text
+
+
+def test_fields_on_points_are_refused_with_advice(tmp_path, species_dir, water):
+    backend = make_backend(tmp_path, species_dir)
+    with pytest.raises(AimsBackendError, match="--no-grid"):
+        backend.integration_grid(water)

@@ -1,0 +1,131 @@
+"""`rhocore aims import` on every real folder of ../shared/data, and what training makes of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from rhocore_aims.cli import aims
+from rhocore_aims.importer import find_folders, frame_index, import_folders
+
+from rhocore.config import resolve_config
+from rhocore.dataset import Dataset
+from rhocore.fields import metric_error_percent
+from rhocore.modelfile import load_model_file
+from rhocore.workflows.train import Split, train_run
+
+
+def run_import(*arguments: str) -> str:
+    result = CliRunner().invoke(aims, ["import", *arguments])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def homo_dataset(shared_data, tmp_path_factory) -> Path:
+    root = shared_data / "rho_learn_water_homo"
+    output = tmp_path_factory.mktemp("homo") / "homo.h5"
+    run_import(
+        str(root / "structures"),
+        "--xyz",
+        str(root / "water_monomers_1k.xyz"),
+        "--target",
+        "homo",
+        "-o",
+        str(output),
+    )
+    return output
+
+
+def test_homo_folders_become_entries_indexed_by_frame(homo_dataset, shared_data):
+    dataset = Dataset(homo_dataset)
+    assert dataset.indices() == [89, 103, 186, 199, 322, 431, 458]
+    assert dataset.metadata.target_name == "homo"
+    entry = dataset.entry(89)
+    assert entry.weights is not None and entry.weights.sum() == pytest.approx(1.0)
+    norm = float(entry.fit.coefficients @ entry.fit.metric @ entry.fit.coefficients)
+    assert 0.0894 <= norm <= 0.0902  # the README's range of d^T S d for this HOMO
+
+
+def test_density_folders_import_and_rerun_adds_nothing(shared_data, tmp_path):
+    root = shared_data / "rho_learn_water_density"
+    arguments = [str(root / "structures"), "--xyz", str(root / "water_monomers_1k.xyz")]
+    first = run_import(*arguments, "-o", str(tmp_path / "density.h5"))
+    assert "imported 30, already in the dataset 0, skipped 0" in first
+    again = run_import(*arguments, "-o", str(tmp_path / "density.h5"))
+    assert "imported 0, already in the dataset 30" in again
+    dataset = Dataset(tmp_path / "density.h5")
+    single = np.load(shared_data / "rho_learn_single_water" / "coeff_vector.npy")
+    assert np.array_equal(dataset.coefficients(0), single)
+
+
+@pytest.mark.parametrize(("folder", "xyz"), [("qm7_0", "qm7.xyz"), ("isolated_c_0", None)])
+def test_rholearn_folders_satisfy_s_d_equals_w(shared_data, tmp_path, folder, xyz):
+    path = shared_data / "rholearn_aims" / folder
+    arguments = [str(path), "-o", str(tmp_path / "out.h5")]
+    if xyz:
+        arguments += ["--xyz", str(path / xyz)]
+    run_import(*arguments)
+    entry = Dataset(tmp_path / "out.h5").entry(0)
+    fit = entry.fit
+    residual = np.linalg.norm(fit.metric @ fit.coefficients - fit.projections)
+    assert residual <= 1e-10 * np.linalg.norm(fit.projections)
+    assert entry.expected_integral == (10.0 if folder == "qm7_0" else 12.0)
+    assert entry.orbitals is not None and entry.orbitals.n_electrons == entry.expected_integral
+
+
+def test_a_wrong_frame_is_skipped_with_the_reason(shared_data, tmp_path):
+    root = shared_data / "rho_learn_water_homo"
+    methane = shared_data / "rholearn_aims" / "qm7_0" / "qm7.xyz"
+    summary = import_folders(
+        [root / "structures" / "89"], tmp_path / "out.h5", xyz=methane, progress=False
+    )
+    assert not summary.imported
+    assert "has no frame 89" in summary.skipped[root / "structures" / "89"]
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_pickled_metadata_needs_allow_pickle(shared_data, tmp_path):
+    import json
+    import pickle
+    import shutil
+
+    folder = tmp_path / "7"
+    shutil.copytree(shared_data / "rho_learn_water_homo" / "structures" / "89", folder)
+    info = json.loads((folder / "calc_info.json").read_text())
+    (folder / "calc_info.json").unlink()
+    (folder / "calc_info.pickle").write_bytes(pickle.dumps(info))
+    xyz = shared_data / "rho_learn_water_homo" / "water_monomers_1k.xyz"
+    summary = import_folders([folder], tmp_path / "a.h5", xyz=xyz, progress=False)
+    assert "--allow-pickle" in summary.skipped[folder]
+    summary = import_folders(
+        [folder], tmp_path / "b.h5", xyz=xyz, allow_pickle=True, progress=False
+    )
+    assert summary.imported == [folder]
+
+
+def test_folder_discovery_and_frame_numbers(shared_data):
+    folders = find_folders([shared_data])
+    kinds = {folder.parent.name for folder in folders}
+    assert len(folders) == 30 + 7 + 2 and "rholearn_aims" in kinds
+    assert frame_index(Path("processed/12/edensity")) == 12
+    assert frame_index(Path("qm7_3")) == 3
+
+
+def test_training_accepts_the_imported_homo_dataset(homo_dataset, tmp_path):
+    """Ridge on 5 structures of real FHI-aims HOMOs predicts a held-out one."""
+    config = resolve_config(
+        {
+            "descriptor": {"cutoff": 4.0, "max_radial": 5, "max_angular": 8},
+            "model": {"name": "linear"},
+            "training": {"optimizer": "ridge"},
+        }
+    )
+    split = Split(train=[89, 103, 186, 199, 322], validation=[431], test=[458])
+    train_run(config, homo_dataset, tmp_path / "run", split=split, progress=False)
+    dataset = Dataset(homo_dataset)
+    predicted = load_model_file(tmp_path / "run").predict([dataset.atoms(458)])[0]
+    error = metric_error_percent(predicted, dataset.coefficients(458), dataset.overlap(458))
+    assert error < 20.0, f"held-out HOMO metric error {error:.2f} %"
