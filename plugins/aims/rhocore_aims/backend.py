@@ -121,7 +121,7 @@ class AimsBackend(QCBackend):
         setup = resolve_setup(self.options)
         periodic = bool(np.any(scf.atoms.pbc))
         parameters = keywords.ri_parameters(self.options, periodic, state.generation, total_density)
-        run_step(folder, scf.atoms, parameters, setup, extra)
+        run_step(folder, scf.atoms, parameters, setup, extra, require_converged=False)
         outputs = read_ri_outputs(folder, scf.atoms.numbers, state.generation)
         size = outputs.layout.size(scf.atoms.numbers)
         projections = outputs.projections

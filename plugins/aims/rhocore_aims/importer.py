@@ -174,7 +174,7 @@ def import_folders(
 def _read_aims_run(folder: Path, target: str) -> ImportedFolder:
     output_path = folder / "aims.out"
     output = parse_aims_out(output_path)
-    check_finished(output, output_path)
+    check_finished(output, output_path, require_converged=False)  # RI steps skip the SCF
     generation = next(
         name for name, files in keywords.RI_OUTPUT_FILES.items() if (folder / files[1]).is_file()
     )

@@ -96,17 +96,20 @@ def run_step(
     parameters: dict[str, Any],
     setup: AimsSetup,
     extra_files: dict[str, Path | str] | None = None,
+    *,
+    require_converged: bool = True,
 ) -> AimsOutput:
     """Run FHI-aims in ``folder`` unless a finished run is there; return its parsed aims.out.
 
     ``extra_files`` maps names to copy into the folder (a path) or write (text) before
-    the run. A crashed, killed or non-converged run raises :class:`AimsFileError`.
+    the run. A crashed, killed or (with ``require_converged``) non-converged run raises
+    :class:`AimsFileError`. RI steps that skip the SCF on purpose pass
+    ``require_converged=False``.
     """
     output_path = folder / "aims.out"
-    if output_path.is_file():
-        previous = parse_aims_out(output_path)
-        if previous.finished and previous.converged:
-            return previous
+    previous = _finished_output(output_path, require_converged)
+    if previous is not None:
+        return previous
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in (extra_files or {}).items():
         if isinstance(content, Path):
@@ -126,8 +129,20 @@ def run_step(
     except OSError as error:
         raise AimsSetupError(f"could not start FHI-aims with '{setup.command}': {error}") from None
     result = parse_aims_out(output_path)
-    check_finished(result, output_path)
+    check_finished(result, output_path, require_converged=require_converged)
     return result
+
+
+def _finished_output(path: Path, require_converged: bool) -> AimsOutput | None:
+    """The parsed output of a finished earlier run in this folder, else None (run again)."""
+    if not path.is_file():
+        return None
+    try:
+        previous = parse_aims_out(path)
+        check_finished(previous, path, require_converged=require_converged)
+    except AimsFileError:  # killed before or while writing: the step runs again
+        return None
+    return previous
 
 
 def _ase_aims_section() -> tuple[dict[str, str], str]:

@@ -143,7 +143,11 @@ def test_command_and_species_come_from_the_ase_config(tmp_path, monkeypatch, spe
 
 @pytest.mark.parametrize(
     ("failure", "message"),
-    [("crash", "exited with status 174"), ("truncate", "did not finish"), ("noconverge", "converge")],
+    [
+        ("crash", "exited with status 174"),
+        ("truncate", "did not finish"),
+        ("noconverge", "did not converge"),
+    ],
 )
 def test_failed_runs_name_the_file(tmp_path, species_dir, water, monkeypatch, failure, message):
     monkeypatch.setenv("RHOCORE_STANDIN_FAIL", failure)

@@ -129,3 +129,39 @@ def test_training_accepts_the_imported_homo_dataset(homo_dataset, tmp_path):
     predicted = load_model_file(tmp_path / "run").predict([dataset.atoms(458)])[0]
     error = metric_error_percent(predicted, dataset.coefficients(458), dataset.overlap(458))
     assert error < 20.0, f"held-out HOMO metric error {error:.2f} %"
+
+
+# version, SCF converged, spin channels, k-points, periodic: the table of
+# ../shared/data/aims_outputs/README.md (read from the files by grep, not by this parser)
+AIMS_OUTPUTS = {
+    "CeO2_dftu/aims_CC.out": ("210226", True, 1, 1, True),
+    "Fe_scf_spinpol/out.out": ("151211", True, 2, 2052, True),
+    "HO_md/H2O_periodic_MD.out": ("151211", True, 1, 8, True),
+    "He_gw/He_scGW_ontop_PBE.out": ("090214", True, 1, None, False),
+    "Si_geomopt/out.out": ("151211", True, 1, 260, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AIMS_OUTPUTS))
+def test_parse_command_summarises_every_real_output(shared_data, tmp_path, name):
+    import json
+
+    output = tmp_path / "summary.json"
+    path = shared_data / "aims_outputs" / name
+    result = CliRunner().invoke(aims, ["parse", str(path), "--json", str(output)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(output.read_text())
+    found = tuple(
+        summary[key] for key in ("version", "converged", "n_spin", "n_kpoints", "periodic")
+    )
+    assert found == AIMS_OUTPUTS[name]
+    assert summary["errors"] == [] and isinstance(summary["warnings"], list)
+    assert summary["total_energy_ev"] < 0
+
+
+def test_parse_command_refuses_an_unknown_file_in_one_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    result = CliRunner().invoke(aims, ["parse", str(path)])
+    assert result.exit_code != 0
+    assert "notes.txt" in str(result.exception) and "\n" not in str(result.exception)

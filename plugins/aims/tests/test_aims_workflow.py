@@ -117,3 +117,41 @@ def test_rerunning_generate_computes_nothing(workdir, rhocore_cli):
     )
     assert result.exit_code == 0, result.output
     assert "computed 0, already in the dataset 6" in result.output
+
+
+def _config_with(workdir: Path, tmp_path: Path, **options) -> Path:
+    """The workflow's config on two of its structures, with other backend options."""
+    ase.io.write(tmp_path / "two.xyz", ase.io.read(workdir / "waters.xyz", index=":2"))
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["structures"]["file"] = str(tmp_path / "two.xyz")
+    config["backend"]["options"].update(run_directory=str(tmp_path / "runs"), **options)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_missing_binary_stops_before_any_entry(workdir, rhocore_cli, tmp_path):
+    config = _config_with(workdir, tmp_path, command="srun -n 4 /opt/none/aims.x")
+    result = CliRunner().invoke(
+        rhocore_cli, ["generate", str(config), "-o", str(tmp_path / "d.h5")]
+    )
+    assert result.exit_code == 1
+    message = result.output.strip().splitlines()[-1]
+    assert "binary '/opt/none/aims.x'" in message
+    assert not (tmp_path / "d.h5").exists()
+
+
+@pytest.mark.parametrize("failure", ["crash", "truncate", "noconverge"])
+def test_failed_runs_become_failed_entries_naming_aims_out(
+    workdir, rhocore_cli, tmp_path, monkeypatch, failure
+):
+    monkeypatch.setenv("RHOCORE_STANDIN_FAIL", failure)
+    config = _config_with(workdir, tmp_path)
+    result = CliRunner().invoke(
+        rhocore_cli, ["generate", str(config), "-o", str(tmp_path / "d.h5")]
+    )
+    assert result.exit_code == 1  # the exit status says something failed
+    dataset = Dataset(tmp_path / "d.h5")
+    assert dataset.summary() == {"done": 0, "failed": 2}
+    reason = dataset.entry(0).reason
+    assert "scf/aims.out" in reason and "\n" not in reason

@@ -114,10 +114,11 @@ def footer(total_energy_ev: float, fermi_ev: float, converged: bool) -> list[str
         "  | Total energy of the DFT / Hartree-Fock s.c.f. calculation      : "
         f"{total_energy_ev:24.9f} eV",
         "",
-        "          Have a nice day.",
-        "------------------------------------------------------------",
+        "          Leaving FHI-aims.",
     ]
-    return lines
+    if converged:  # FHI-aims says goodbye only after a converged SCF
+        lines.append("          Have a nice day.")
+    return lines + ["------------------------------------------------------------"]
 
 
 def write_output(lines: list[str], failure: str) -> None:
@@ -191,7 +192,8 @@ def ri_step(atoms: ase.Atoms, keywords: dict[str, str], version: str, failure: s
         "  | Shrink_full_auxil_basis : there are totally "
         f"{len(coefficients)} partial auxiliary wave functions."
     )
-    lines += footer(0.0, 0.0, True)
+    # legacy builds skip the SCF with sc_iter_limit 0: FHI-aims reports it unconverged
+    lines += footer(0.0, 0.0, "ri_full_output" in keywords)
     write_output(lines, failure)
 
 
