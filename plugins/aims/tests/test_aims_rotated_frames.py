@@ -16,7 +16,6 @@ from scipy.spatial.transform import Rotation
 
 from rhocore.config import resolve_config
 from rhocore.dataset import Dataset
-from rhocore.fields import metric_error_percent
 from rhocore.modelfile import load_model_file
 from rhocore.rotations import rotate_coefficients
 from rhocore.workflows.train import Split, train_run
@@ -65,10 +64,19 @@ def test_predictions_for_rotated_frames_rotate_and_match_references(trained, fra
     predicted0, predicted = model.predict([atoms0, atoms])
     rotated = rotate_coefficients(predicted0, layout, atoms0.numbers, rotation)
     assert np.linalg.norm(predicted - rotated) <= 1e-6 * np.linalg.norm(predicted)
-    # the reference of the rotated frame is the rotated reference, to FHI-aims' grid noise
+    # Compared on the l >= 1 functions, which carry the phases (the s part dominates any
+    # norm of a density). Measured with the canonical convention: rotated reference of
+    # frame 0 vs reference 0.04-0.10 %, prediction vs reference 20.9 % (8 training
+    # structures of other geometries). With the odd-m > 0 signs flipped in all data:
+    # 107-167 % and 109-116 %.
     reference = dataset.coefficients(frame)
-    overlap = dataset.overlap(frame)
+    polar = layout.function_table(atoms.numbers)[:, 2] >= 1
+
+    def error(candidate: np.ndarray) -> float:
+        return float(
+            np.linalg.norm((candidate - reference)[polar]) / np.linalg.norm(reference[polar])
+        )
+
     reference0 = rotate_coefficients(dataset.coefficients(0), layout, atoms0.numbers, rotation)
-    assert metric_error_percent(reference0, reference, overlap) < 1.0
-    # and the model trained on distorted frames predicts it to the accuracy it has there
-    assert metric_error_percent(predicted, reference, overlap) < 5.0
+    assert error(reference0) < 0.01
+    assert error(predicted) < 0.5
