@@ -139,3 +139,35 @@ class BasisLayout:
                 f"coefficient vector has shape {vector.shape}, but the RI basis layout "
                 f"gives {expected} functions for this structure"
             )
+
+
+@dataclass(frozen=True)
+class SignedPermutation:
+    """A QC code's function order and phases -> canonical: ``canonical = signs * code[order]``.
+
+    Every backend that reads coefficients from its code needs exactly this map (codes order
+    m and choose signs of real harmonics differently); ``layout`` is the basis it covers.
+    """
+
+    order: np.ndarray
+    signs: np.ndarray
+    layout: BasisLayout
+
+    def to_canonical(self, vector: np.ndarray) -> np.ndarray:
+        """A vector over the basis (coefficients, projections) in canonical order."""
+        return self.signs * np.asarray(vector, dtype=float)[self.order]
+
+    def to_canonical_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """A matrix with both axes over the basis (the metric) in canonical order."""
+        picked = np.asarray(matrix, dtype=float)[np.ix_(self.order, self.order)]
+        return np.outer(self.signs, self.signs) * picked
+
+    def to_canonical_columns(self, values: np.ndarray) -> np.ndarray:
+        """Function values (points x functions) with columns in canonical order."""
+        return np.asarray(values)[:, self.order] * self.signs
+
+    def from_canonical(self, vector: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_canonical`: a canonical vector in the code's order."""
+        out = np.empty(len(self.order))
+        out[self.order] = self.signs * np.asarray(vector, dtype=float)
+        return out

@@ -2,10 +2,10 @@
 
 FHI-aims writes RI vectors and matrices in its own function order and with its own real
 spherical harmonics. rhocore stores them atom -> l -> n -> m (m = -l..l) in featomic's
-real harmonics (:mod:`rhocore.basis`). A :class:`AimsToCanonical` holds the permutation
+real harmonics (:mod:`rhocore.basis`). A :class:`rhocore.basis.SignedPermutation` holds the order
 and the signs that take one to the other:
 
-``canonical[i] = signs[i] * aims[permutation[i]]``
+``canonical[i] = signs[i] * aims[order[i]]``
 
 for vectors (coefficients, projections), and the same on both axes of matrices.
 
@@ -22,12 +22,11 @@ measured on real data, not assumed (``tests/test_aims_convention.py``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from rhocore.basis import BasisLayout
+from rhocore.basis import BasisLayout, SignedPermutation
 
 Generation = Literal["legacy", "mainline"]
 
@@ -42,35 +41,9 @@ def aims_sign(l: int, m: int, generation: Generation) -> int:
     return 1
 
 
-@dataclass(frozen=True)
-class AimsToCanonical:
-    """Permutation and signs from an FHI-aims function order to the canonical one."""
-
-    permutation: np.ndarray
-    signs: np.ndarray
-    layout: BasisLayout
-
-    def vector(self, values: np.ndarray) -> np.ndarray:
-        """An FHI-aims-ordered vector (coefficients, projections) in canonical order."""
-        values = np.asarray(values, dtype=float)
-        return self.signs * values[self.permutation]
-
-    def matrix(self, values: np.ndarray) -> np.ndarray:
-        """An FHI-aims-ordered square matrix (the RI overlap) in canonical order."""
-        values = np.asarray(values, dtype=float)
-        picked = values[np.ix_(self.permutation, self.permutation)]
-        return self.signs[:, None] * picked * self.signs[None, :]
-
-    def to_aims(self, values: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`vector`: a canonical vector in FHI-aims' order and phases."""
-        out = np.empty_like(np.asarray(values, dtype=float))
-        out[self.permutation] = self.signs * np.asarray(values, dtype=float)
-        return out
-
-
 def from_function_table(
     table: np.ndarray, numbers: np.ndarray, *, generation: Generation = "legacy"
-) -> AimsToCanonical:
+) -> SignedPermutation:
     """The conversion for functions listed in FHI-aims' order (legacy files by default).
 
     ``table`` has one row (atom, l, n, m) per function in the order of the FHI-aims file,
@@ -104,12 +77,12 @@ def from_function_table(
     signs = np.array(
         [aims_sign(l, m, generation) for _a, _z, l, _n, m in canonical.tolist()], dtype=float
     )
-    return AimsToCanonical(permutation=permutation, signs=signs, layout=layout)
+    return SignedPermutation(order=permutation, signs=signs, layout=layout)
 
 
 def from_layout(
     layout: BasisLayout, numbers: np.ndarray, *, generation: Generation = "mainline"
-) -> AimsToCanonical:
+) -> SignedPermutation:
     """The conversion for files in atom -> l -> n -> m order (mainline files by default)."""
     table = layout.function_table(numbers)
     return from_function_table(table[:, [0, 2, 3, 4]], numbers, generation=generation)

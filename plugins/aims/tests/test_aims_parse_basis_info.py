@@ -135,7 +135,7 @@ def test_real_product_basis_idxs(shared_data: Path, tmp_path: Path) -> None:
         for symbol, z in (("O", 8), ("H", 1))
     }
     assert conversion.layout == BasisLayout(expected)
-    assert len(conversion.permutation) == 517
+    assert len(conversion.order) == 517
     # rho_learn put the rows, already in (atom, l, radial, m) order, first: canonical
     # function i is line idxs[i, 0] of the vector files.
-    np.testing.assert_array_equal(conversion.permutation, idxs[:, 0] - 1)
+    np.testing.assert_array_equal(conversion.order, idxs[:, 0] - 1)

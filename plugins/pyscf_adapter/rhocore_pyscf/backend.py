@@ -117,7 +117,7 @@ class PySCFBackend(QCBackend):
     ) -> np.ndarray:
         """sum_b d_b chi_b(r) on ``points`` (angstrom) for canonical coefficients, in a.u."""
         auxmol = self._auxmol(atoms)
-        pyscf_order = aux_ao_map(auxmol).to_pyscf(np.asarray(coefficients, dtype=float))
+        pyscf_order = aux_ao_map(auxmol).from_canonical(np.asarray(coefficients, dtype=float))
         return grids.aux_field_on_points(auxmol, pyscf_order, points)
 
     def evaluate_exact(

@@ -9,13 +9,12 @@ and comparing their angular parts with rhocore's harmonics, so no phase is assum
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 from pyscf import gto
 
-from rhocore.basis import BasisLayout
+from rhocore.basis import BasisLayout, SignedPermutation
 from rhocore.rotations import real_spherical_harmonics
 
 
@@ -48,34 +47,7 @@ def pyscf_to_canonical_m(l: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
     return tuple(int(k) for k in order), tuple(float(s) for s in np.sign(picked))
 
 
-@dataclass(frozen=True)
-class AOMap:
-    """``canonical = sign * pyscf[order]``, and the layout of the basis."""
-
-    order: np.ndarray
-    sign: np.ndarray
-    layout: BasisLayout
-
-    def to_canonical(self, vector: np.ndarray) -> np.ndarray:
-        """A vector over the aux basis (coefficients, projections) in canonical order."""
-        return self.sign * np.asarray(vector)[self.order]
-
-    def to_canonical_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """A matrix with both axes over the aux basis (the metric) in canonical order."""
-        return np.outer(self.sign, self.sign) * np.asarray(matrix)[np.ix_(self.order, self.order)]
-
-    def to_canonical_columns(self, values: np.ndarray) -> np.ndarray:
-        """Function values (points x aux functions) with columns in canonical order."""
-        return np.asarray(values)[:, self.order] * self.sign
-
-    def to_pyscf(self, vector: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`to_canonical`."""
-        out = np.empty_like(vector)
-        out[self.order] = self.sign * vector
-        return out
-
-
-def aux_ao_map(auxmol: gto.Mole) -> AOMap:
+def aux_ao_map(auxmol: gto.Mole) -> SignedPermutation:
     """The signed permutation from ``auxmol``'s AO order to rhocore's canonical order.
 
     Radial index n counts a (atom, l)'s contractions in PySCF's shell order.
@@ -93,9 +65,9 @@ def aux_ao_map(auxmol: gto.Mole) -> AOMap:
             for m_index in range(2 * l + 1):
                 entries.append((atom, l, n, m_index, start + order[m_index], signs[m_index]))
     entries.sort(key=lambda entry: entry[:4])
-    return AOMap(
+    return SignedPermutation(
         order=np.array([entry[4] for entry in entries], dtype=int),
-        sign=np.array([entry[5] for entry in entries], dtype=float),
+        signs=np.array([entry[5] for entry in entries], dtype=float),
         layout=_layout(auxmol, radial_count),
     )
 

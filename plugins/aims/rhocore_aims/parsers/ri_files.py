@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.basis import BasisLayout
-from rhocore_aims.convention import AimsToCanonical, from_function_table, from_layout
+from rhocore.basis import BasisLayout, SignedPermutation
+from rhocore_aims.convention import from_function_table, from_layout
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.keywords import RI_OUTPUT_FILES, Generation
 from rhocore_aims.parsers.basis_info import parse_basis_info, parse_product_basis_idxs
@@ -111,20 +111,20 @@ def read_ri_outputs(
     folder = Path(folder)
     basis_name, coefficients_name, projections_name, overlap_name = RI_OUTPUT_FILES[generation]
     conversion = _conversion(folder / basis_name, numbers, generation)
-    size = len(conversion.permutation)
+    size = len(conversion.order)
     projections_path = folder / projections_name
     projections = None
     if projections_path.is_file():
-        projections = conversion.vector(parse_ri_vector(projections_path, size))
+        projections = conversion.to_canonical(parse_ri_vector(projections_path, size))
     return RIOutputs(
-        coefficients=conversion.vector(parse_ri_vector(folder / coefficients_name, size)),
+        coefficients=conversion.to_canonical(parse_ri_vector(folder / coefficients_name, size)),
         projections=projections,
-        overlap=conversion.matrix(parse_ri_overlap(folder / overlap_name, size)),
+        overlap=conversion.to_canonical_matrix(parse_ri_overlap(folder / overlap_name, size)),
         layout=conversion.layout,
     )
 
 
-def _conversion(path: Path, numbers: Sequence[int], generation: Generation) -> AimsToCanonical:
+def _conversion(path: Path, numbers: Sequence[int], generation: Generation) -> SignedPermutation:
     """FHI-aims -> canonical order and phases, from the basis description at ``path``."""
     numbers = np.asarray(numbers, dtype=int)
     if generation == "mainline":
