@@ -19,6 +19,7 @@ import numpy as np
 from rhocore.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
 from rhocore.basis import BasisLayout
 from rhocore_aims import keywords
+from rhocore_aims.gridcheck import check_integral, grid_check
 from rhocore_aims.keywords import Generation
 from rhocore_aims.options import AimsOptions
 from rhocore_aims.parsers.eigenvalues import KSOrbitalInfo, parse_ks_orbital_info, write_kso_weights
@@ -97,7 +98,8 @@ class AimsBackend(QCBackend):
         The total density (weights = occupations x k-weights) is fitted from the SCF
         density matrix; any other field from ``ks_orbital_weights.in``. FHI-aims does not
         write the integrals of its basis functions, so ``integrals`` are NaN and an exact
-        charge constraint is not available.
+        charge constraint is not available. Where FHI-aims wrote the fields on its grid,
+        their integral is checked and the RI error on that grid kept in ``field_state``.
         """
         state: AimsState = scf.state
         weights = np.asarray(weights, dtype=float)
@@ -124,6 +126,11 @@ class AimsBackend(QCBackend):
         run_step(folder, scf.atoms, parameters, setup, extra, require_converged=False)
         outputs = read_ri_outputs(folder, scf.atoms.numbers, state.generation)
         size = outputs.layout.size(scf.atoms.numbers)
+        check = grid_check(folder, state.generation)
+        field_state = {}
+        if check is not None:
+            check_integral(check, float(weights.sum()), folder, state.generation)
+            field_state["ri_grid_nmae_percent"] = np.array(check.ri_nmae_percent)
         projections = outputs.projections
         if projections is None:
             projections = outputs.overlap @ outputs.coefficients
@@ -134,6 +141,7 @@ class AimsBackend(QCBackend):
             metric_kind="overlap",
             layout=outputs.layout,
             integrals=np.full(size, np.nan),
+            field_state=field_state,
         )
 
     def evaluate_fitted(

@@ -35,6 +35,7 @@ from rhocore.backend import OrbitalData, RIFit
 from rhocore.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
 from rhocore_aims import keywords, legacy
 from rhocore_aims.errors import AimsFileError
+from rhocore_aims.gridcheck import check_integral, grid_check
 from rhocore_aims.parsers.aims_out import check_finished, parse_aims_out
 from rhocore_aims.parsers.eigenvalues import parse_ks_orbital_info
 from rhocore_aims.parsers.ri_files import read_ri_outputs
@@ -187,6 +188,15 @@ def _read_aims_run(folder: Path, target: str) -> ImportedFolder:
         orbitals = info.orbitals
         weights = _weights_of_run(folder, info, orbitals, target)
     size = outputs.layout.size(atoms.numbers)
+    expected = output.n_electrons if target == "density" else None
+    if weights is not None:
+        expected = float(weights.sum())
+    check = grid_check(folder, generation)
+    field_state = {}
+    if check is not None:
+        if expected is not None:
+            check_integral(check, expected, folder, generation)
+        field_state["ri_grid_nmae_percent"] = np.array(check.ri_nmae_percent)
     projections = outputs.projections
     fit = RIFit(
         coefficients=outputs.coefficients,
@@ -195,8 +205,8 @@ def _read_aims_run(folder: Path, target: str) -> ImportedFolder:
         metric_kind="overlap",
         layout=outputs.layout,
         integrals=np.full(size, np.nan),
+        field_state=field_state,
     )
-    expected = output.n_electrons if target == "density" else None
     return ImportedFolder(
         folder=folder,
         kind="aims",

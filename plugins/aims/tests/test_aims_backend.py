@@ -162,3 +162,30 @@ def test_fields_on_points_are_refused_with_advice(tmp_path, species_dir, water):
     backend = make_backend(tmp_path, species_dir)
     with pytest.raises(AimsBackendError, match="--no-grid"):
         backend.integration_grid(water)
+
+
+def test_grid_fields_integrate_to_the_electron_count_and_give_the_ri_error(
+    tmp_path, species_dir, water
+):
+    from rhocore_aims.gridcheck import check_integral, grid_check
+
+    backend = make_backend(tmp_path, species_dir)
+    scf = backend.run_scf(water)
+    fit = backend.fit(scf, scf.orbitals.occupations)
+    folder = next((tmp_path / "runs").glob("*/ri-density"))
+    check = grid_check(folder, "mainline")
+    assert check is not None
+    assert check.reference_integral == pytest.approx(10.0, rel=1e-3)
+    assert check.fitted_integral == pytest.approx(10.0, rel=1e-2)
+    assert 0 < float(fit.field_state["ri_grid_nmae_percent"]) == check.ri_nmae_percent < 5
+    table = np.loadtxt(folder / "rho_scf.out")
+    table[:, 3] *= 0.9  # a field that is not this run's density
+    np.savetxt(folder / "rho_scf.out", table)
+    with pytest.raises(AimsFileError, match="rho_scf.out: integrates to 9.0"):
+        check_integral(grid_check(folder, "mainline"), 10.0, folder, "mainline")
+
+
+def test_backend_class_meets_the_plugin_contract():
+    from rhocore.testing.plugins import check_plugin_class
+
+    check_plugin_class(AimsBackend)

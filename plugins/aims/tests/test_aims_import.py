@@ -165,3 +165,25 @@ def test_parse_command_refuses_an_unknown_file_in_one_line(tmp_path):
     result = CliRunner().invoke(aims, ["parse", str(path)])
     assert result.exit_code != 0
     assert "notes.txt" in str(result.exception) and "\n" not in str(result.exception)
+
+
+def test_parse_command_summarises_ri_and_cube_files(tmp_path):
+    import json
+
+    import ase
+    import ase.io.cube
+
+    vector = tmp_path / "ri_restart_coeffs.out"
+    np.savetxt(vector, [3.0, 4.0])
+    grid = np.full((4, 4, 4), 0.5)
+    with open(tmp_path / "field.cube", "w") as handle:
+        ase.io.cube.write_cube(handle, ase.Atoms("H", cell=[2, 2, 2]), data=grid)
+    for path, expected in (
+        (vector, {"n_functions": 2, "norm": 5.0}),
+        (tmp_path / "field.cube", {"shape": [4, 4, 4], "integral_if_per_angstrom3": 4.0}),
+    ):
+        result = CliRunner().invoke(aims, ["parse", str(path)])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        for key, value in expected.items():
+            assert summary[key] == pytest.approx(value)

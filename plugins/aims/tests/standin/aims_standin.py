@@ -20,12 +20,13 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
-from rhocore_pyscf import rifit, scf
+from rhocore_pyscf import grids, rifit, scf
 from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.molecules import build_auxmol, build_mol
 from rhocore_pyscf.options import PySCFOptions
 
 from rhocore.basis import BasisLayout
+from rhocore.fields import BOHR_IN_ANGSTROM
 
 HARTREE_EV = 27.2113845
 RESTART_FILE = "D_spin_01_kpt_000001.csc"
@@ -180,6 +181,13 @@ def ri_step(atoms: ase.Atoms, keywords: dict[str, str], version: str, failure: s
     overlap = ao_map.to_canonical_matrix(rifit.metric_matrix(auxmol, "overlap"))
     projections = ao_map.to_canonical(rifit.projections(mol, auxmol, density_matrix, "overlap"))
     coefficients = np.linalg.solve(overlap, projections)
+    write_grid_fields(
+        mol,
+        auxmol,
+        density_matrix,
+        ao_map.from_canonical(coefficients),
+        "ri_full_output" in keywords,
+    )
     table = ao_map.layout.function_table(atoms.numbers)
     if "ri_full_output" in keywords:
         write_mainline_files(atoms, ao_map.layout, coefficients, projections, overlap)
@@ -195,6 +203,19 @@ def ri_step(atoms: ase.Atoms, keywords: dict[str, str], version: str, failure: s
     # legacy builds skip the SCF with sc_iter_limit 0: FHI-aims reports it unconverged
     lines += footer(0.0, 0.0, "ri_full_output" in keywords)
     write_output(lines, failure)
+
+
+def write_grid_fields(mol, auxmol, density_matrix, pyscf_coefficients, mainline: bool) -> None:
+    """partition_tab.out and the reference / RI-rebuilt fields on it: x y z value, bohr."""
+    integration = grids.integration_grid(mol, 1)
+    bohr = integration.points / BOHR_IN_ANGSTROM
+    reference = grids.density_on_points(mol, density_matrix, integration.points)
+    fitted = grids.aux_field_on_points(auxmol, pyscf_coefficients, integration.points)
+    mainline_names = ("rho_scf.out", "rho_rebuilt_ri.out")
+    names = mainline_names if mainline else ("rho_ref.out", "rho_rebuilt.out")
+    fields = (integration.weights, reference, fitted)
+    for name, values in zip(("partition_tab.out", *names), fields, strict=True):
+        np.savetxt(name, np.column_stack([bohr, values]), fmt="%.12e")
 
 
 def write_vector(path: str, values: np.ndarray) -> None:
