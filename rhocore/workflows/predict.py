@@ -63,6 +63,15 @@ def predict(
 ) -> list[np.ndarray]:
     """Predict coefficients for every structure in ``structures`` and write them."""
     model = load_model_file(model_path)
+    backend_cls = None
+    if cube_dir is not None:
+        name = model.dataset_metadata.backend_name
+        backend_cls = get_registry().get("backend", name)
+        if not backend_cls.evaluates_fields:
+            raise ValueError(
+                f"cube files need the fields on points, and backend '{name}' that made the "
+                "training data cannot evaluate them; predict without --cube-dir"
+            )
     frames = read_structures(structures)
     coefficients = [
         model.predict([atoms])[0]
@@ -70,8 +79,8 @@ def predict(
     ]
     write_predictions(output, frames, coefficients, model)
     if cube_dir is not None:
-        metadata = model.dataset_metadata
-        backend = get_registry().get("backend", metadata.backend_name)(metadata.backend_options)
+        assert backend_cls is not None
+        backend = backend_cls(model.dataset_metadata.backend_options)
         cube_dir.mkdir(parents=True, exist_ok=True)
         for index, (atoms, vector) in enumerate(zip(frames, coefficients, strict=True)):
             write_cube(cube_dir / f"structure_{index}.cube", atoms, backend, vector, cube_spacing)

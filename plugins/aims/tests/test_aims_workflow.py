@@ -155,3 +155,13 @@ def test_failed_runs_become_failed_entries_naming_aims_out(
     assert dataset.summary() == {"done": 0, "failed": 2}
     reason = dataset.entry(0).reason
     assert "scf/aims.out" in reason and "\n" not in reason
+
+
+def test_predict_refuses_cube_files_in_one_line(workdir, rhocore_cli, tmp_path):
+    result = CliRunner().invoke(
+        rhocore_cli,
+        ["predict", str(workdir / "run"), str(workdir / "waters.xyz")]
+        + ["-o", str(tmp_path / "p.h5"), "--cube-dir", str(tmp_path / "cubes")],
+    )
+    assert result.exit_code == 1
+    assert "backend 'aims'" in result.output and "without --cube-dir" in result.output
