@@ -59,7 +59,10 @@ class ImportSummary:
             f"imported {len(self.imported)}, already in the dataset "
             f"{len(self.already_present)}, skipped {len(self.skipped)}"
         ]
-        lines += [f"  skipped {path}: {reason}" for path, reason in sorted(self.skipped.items())]
+        for path, reason in sorted(self.skipped.items()):
+            lines.append(
+                f"  skipped {reason}" if str(path) in reason else f"  skipped {path}: {reason}"
+            )
         return "\n".join(lines)
 
 
