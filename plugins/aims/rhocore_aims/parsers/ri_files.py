@@ -28,7 +28,7 @@ from rhocore_aims.errors import AimsFileError
 from rhocore_aims.keywords import RI_OUTPUT_FILES, Generation
 from rhocore_aims.parsers.basis_info import parse_basis_info, parse_product_basis_idxs
 
-#: Largest ``abs(S - S.T)`` accepted in a full overlap, relative to ``max(abs(S))`` (text round-off).
+#: Largest ``abs(S - S.T)`` in a full overlap, relative to ``max(abs(S))`` (text round-off).
 SYMMETRY_TOLERANCE = 1e-6
 
 
