@@ -43,12 +43,15 @@ class OrbitalData:
 
     Arrays have shape (n_spin, n_k, n_state); ``occupations`` are per spin channel
     (at most 2 when n_spin = 1, at most 1 when n_spin = 2); ``k_weights`` sum to one.
+    ``vacuum_level`` (eV) is the electrostatic potential far from a slab's surface, for
+    backends that compute it; energies can then be referred to the vacuum.
     """
 
     energies: np.ndarray
     occupations: np.ndarray
     k_weights: np.ndarray
     fermi_level: float | None = None
+    vacuum_level: float | None = None
 
     def __post_init__(self) -> None:
         self.energies = np.asarray(self.energies, dtype=float)

@@ -441,6 +441,8 @@ def _write_group(group: h5py.Group, entry: DatasetEntry) -> None:
         group["weights"] = np.asarray(entry.weights, dtype=float)
         if orbitals.fermi_level is not None:
             group.attrs["fermi_level"] = float(orbitals.fermi_level)
+        if orbitals.vacuum_level is not None:
+            group.attrs["vacuum_level"] = float(orbitals.vacuum_level)
     state = group.create_group("field_state")
     for key, value in fit.field_state.items():
         state[key] = np.asarray(value)
@@ -581,12 +583,13 @@ class Dataset:
         )
         if "orbital_energies" not in group:
             return entry
-        fermi = attrs.get("fermi_level")
+        fermi, vacuum = attrs.get("fermi_level"), attrs.get("vacuum_level")
         entry.orbitals = OrbitalData(
             energies=group["orbital_energies"][()],
             occupations=group["orbital_occupations"][()],
             k_weights=group["k_weights"][()],
             fermi_level=None if fermi is None else float(fermi),
+            vacuum_level=None if vacuum is None else float(vacuum),
         )
         entry.weights = group["weights"][()]
         return entry

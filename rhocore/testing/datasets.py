@@ -110,4 +110,5 @@ def assert_entries_equal(stored: DatasetEntry, expected: DatasetEntry) -> None:
         got, want = getattr(stored.orbitals, name), getattr(expected.orbitals, name)
         assert np.array_equal(got, want), f"{where}: orbitals.{name}"
     assert stored.orbitals.fermi_level == expected.orbitals.fermi_level, where
+    assert stored.orbitals.vacuum_level == expected.orbitals.vacuum_level, where
     assert np.array_equal(stored.weights, expected.weights), f"{where}: weights"
