@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ase
+import numpy as np
 import torch
 from featomic.torch import SphericalExpansion, systems_to_torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
@@ -131,7 +132,8 @@ class LambdaSoap:
                 f"structures contain species {unknown} that this descriptor was not built "
                 f"for (species {self.species}); retrain with them in the training set"
             )
-        density = self._expansion.compute(systems_to_torch(frames)).keys_to_properties(
+        systems = [periodic_in_all_directions(atoms, self.options.cutoff) for atoms in frames]
+        density = self._expansion.compute(systems_to_torch(systems)).keys_to_properties(
             self._neighbor_types
         )
         blocks: dict[tuple[int, int], tuple[torch.Tensor, Labels]] = {}
@@ -183,3 +185,33 @@ class LambdaSoap:
     def _empty_block(self, l: int) -> tuple[torch.Tensor, Labels]:
         values = torch.zeros((0, 2 * l + 1, len(self._properties[l])), dtype=torch.float64)
         return values, Labels(SAMPLE_NAMES, torch.zeros((0, 2), dtype=torch.int32))
+
+
+def periodic_in_all_directions(atoms: ase.Atoms, cutoff: float) -> ase.Atoms:
+    """A slab (periodic along some axes only) as an equivalent fully periodic cell.
+
+    (A molecule that carries a cell gets it removed: featomic ignores it, with a warning.)
+
+    featomic takes cells periodic along all axes or none. Along each non-periodic axis the
+    cell vector is replaced by the surface normal, long enough that no atom sees its
+    image within ``cutoff``: the environments, hence the descriptor, are unchanged.
+    """
+    if atoms.pbc.all():
+        return atoms
+    if not atoms.pbc.any():  # a molecule: its cell, if any, means nothing
+        if not atoms.cell.any():
+            return atoms
+        isolated = atoms.copy()
+        isolated.set_cell(np.zeros((3, 3)))
+        return isolated
+    cell = atoms.cell.array.copy()
+    for axis in np.nonzero(~atoms.pbc)[0]:
+        periodic = [cell[other] for other in range(3) if other != axis]
+        normal = np.cross(periodic[0], periodic[1])
+        normal /= np.linalg.norm(normal)
+        extent = float(np.ptp(atoms.positions @ normal))
+        cell[axis] = normal * (extent + 2.0 * cutoff + 1.0)
+    periodic_copy = atoms.copy()
+    periodic_copy.set_cell(cell, scale_atoms=False)
+    periodic_copy.pbc = True
+    return periodic_copy

@@ -166,3 +166,27 @@ def test_values_equal_featomics_own_clebsch_gordan_product(normalize):
             ]
             assert torch.equal(block.properties.values, properties)
             assert torch.allclose(block.values, values, rtol=0, atol=1e-12), (l, z)
+
+
+def test_slabs_periodic_in_two_directions_get_their_periodic_environments():
+    """featomic takes all-or-nothing periodicity; a slab must equal a 3D cell with vacuum."""
+    from rhocore.basis import BasisLayout
+    from rhocore.descriptors import DescriptorOptions, LambdaSoap
+    from rhocore.structures import si100_2x1_slab
+
+    slab = si100_2x1_slab(layers=4, vacuum=3.0)  # less vacuum than the cutoff
+    layout = BasisLayout({1: (2, 1), 14: (3, 2, 1)})
+    descriptor = LambdaSoap(DescriptorOptions(cutoff=4.0, max_radial=4), layout, [1, 14])
+    bulk_like = slab.copy()
+    bulk_like.set_cell([slab.cell[0], slab.cell[1], [0.0, 0.0, 60.0]], scale_atoms=False)
+    bulk_like.pbc = True
+    molecule = slab.copy()
+    molecule.pbc = False
+    features = [descriptor.compute([atoms]) for atoms in (slab, bulk_like, molecule)]
+    for mine, expected in zip(features[0].blocks(), features[1].blocks(), strict=True):
+        assert float((mine.values - expected.values).abs().max()) < 1e-12
+    # and the in-plane images matter: the same atoms without periodicity differ
+    assert any(
+        float((a.values - b.values).abs().max()) > 1e-3
+        for a, b in zip(features[0].blocks(), features[2].blocks(), strict=True)
+    )

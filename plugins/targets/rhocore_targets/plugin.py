@@ -7,7 +7,14 @@ from rhocore.plugins import hookimpl
 
 @hookimpl
 def rhocore_register_targets() -> list[type]:
-    """The ``density``, ``homo``, ``lumo`` and ``orbital`` targets."""
-    from rhocore_targets import DensityTarget, HomoTarget, LumoTarget, OrbitalTarget
+    """The ``density``, ``homo``, ``lumo``, ``orbital``, ``ldos`` and ``ildos`` targets."""
+    from rhocore_targets import (
+        DensityTarget,
+        HomoTarget,
+        IldosTarget,
+        LdosTarget,
+        LumoTarget,
+        OrbitalTarget,
+    )
 
-    return [DensityTarget, HomoTarget, LumoTarget, OrbitalTarget]
+    return [DensityTarget, HomoTarget, LumoTarget, OrbitalTarget, LdosTarget, IldosTarget]
