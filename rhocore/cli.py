@@ -195,6 +195,106 @@ def predict(
 
 
 @cli.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("structure")
+@click.option(
+    "--bias",
+    type=float,
+    required=True,
+    help="Sample bias in V: negative images filled states, positive empty ones.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["constant-height", "constant-current"]),
+    required=True,
+    help="The field on a plane, or the tip height that keeps the field at an isovalue.",
+)
+@click.option("--height", type=float, default=None, help="Tip height above the topmost atom (Å).")
+@click.option(
+    "--isovalue",
+    type=float,
+    default=None,
+    help="Constant current: field value the tip follows (e/bohr^3); or give --height.",
+)
+@click.option("--frame", type=int, default=0, show_default=True, help="Frame of STRUCTURE.")
+@click.option("--exact", is_flag=True, help="Dataset source: image the exact, un-fitted field.")
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Dataset whose RI reference is imaged too, with metrics.",
+)
+@click.option("--index", type=int, default=None, help="Entry of the --reference dataset.")
+@click.option("--spacing", type=float, default=0.15, show_default=True, help="Grid step (Å).")
+@click.option(
+    "--repeat",
+    type=(int, int),
+    default=(2, 2),
+    show_default=True,
+    help="Cells tiled along a and b in the figures.",
+)
+@click.option(
+    "--top-layer",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="Atoms this close (Å) to the topmost one are drawn as circles.",
+)
+@click.option(
+    "--save-field",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the field as JSON for ase.dft.stm.STM(filename).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("stm"),
+    show_default=True,
+    help="Output directory.",
+)
+def stm(
+    source: Path,
+    structure: str,
+    bias: float,
+    mode: str,
+    height: float | None,
+    isovalue: float | None,
+    frame: int,
+    exact: bool,
+    reference: Path | None,
+    index: int | None,
+    spacing: float,
+    repeat: tuple[int, int],
+    top_layer: float,
+    save_field: Path | None,
+    out_dir: Path,
+) -> None:
+    """Simulated STM image of STRUCTURE from an ILDOS model or dataset SOURCE.
+
+    SOURCE is a trained model (run directory or model.pt), STRUCTURE then a file ASE
+    reads; or a dataset.h5, STRUCTURE then the index of one of its entries.
+    """
+    from rhocore.workflows.stm import StmSettings, stm_images
+
+    settings = StmSettings(bias, mode, height, isovalue, spacing, repeat, top_layer)
+    result = stm_images(
+        source,
+        structure,
+        settings,
+        out_dir,
+        frame=frame,
+        exact=exact,
+        reference=reference,
+        reference_index=index,
+        save_field=save_field,
+    )
+    click.echo(result.summary())
+
+
+@cli.command()
 @click.argument("name", type=click.Choice(["water-homo"]))
 @click.option(
     "-o",

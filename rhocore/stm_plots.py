@@ -1,0 +1,144 @@
+"""Figures of STM images (matplotlib, non-interactive backend).
+
+Images are drawn over ``repeat`` tiled copies of the surface cell so that rows and
+corrugation are visible, with the atoms of the top layer outlined as circles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import ase  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from ase.data import covalent_radii  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.collections import PatchCollection, QuadMesh  # noqa: E402
+from matplotlib.patches import Circle  # noqa: E402
+
+from rhocore.stm import plane_coordinates  # noqa: E402
+
+IMAGE_CMAP = "afmhot"
+DIFFERENCE_CMAP = "RdBu_r"
+
+
+def top_layer_positions(
+    atoms: ase.Atoms, depth: float = 1.5, repeat: tuple[int, int] = (1, 1)
+) -> tuple[np.ndarray, np.ndarray]:
+    """xy (angstrom) and atomic numbers of atoms within ``depth`` of the topmost one.
+
+    Positions are wrapped into the cell in the surface plane and tiled ``repeat`` times.
+    """
+    heights = atoms.positions[:, 2]
+    top = heights >= heights.max() - depth
+    cell = np.asarray(atoms.cell)
+    fractions = np.linalg.solve(cell[:2, :2].T, atoms.positions[top, :2].T).T % 1.0
+    shifts = np.array([(i, j) for i in range(repeat[0]) for j in range(repeat[1])])
+    tiled = (fractions[None, :, :] + shifts[:, None, :]).reshape(-1, 2)
+    numbers = np.tile(atoms.numbers[top], len(shifts))
+    return tiled @ cell[:2, :2], numbers
+
+
+def draw_image(
+    axis: Axes,
+    image: np.ndarray,
+    atoms: ase.Atoms,
+    *,
+    repeat: tuple[int, int] = (2, 2),
+    top_layer: float = 1.5,
+    cmap: str = IMAGE_CMAP,
+    limits: tuple[float, float] | None = None,
+) -> QuadMesh:
+    """Draw one (nx, ny) image of the cell of ``atoms`` tiled ``repeat`` times on ``axis``."""
+    tiled = np.tile(image, repeat)
+    x, y = plane_coordinates(np.asarray(atoms.cell), image.shape, repeat)
+    vmin, vmax = limits if limits is not None else (np.nanmin(image), np.nanmax(image))
+    mesh = axis.pcolormesh(
+        x,
+        y,
+        np.ma.masked_invalid(tiled),
+        shading="nearest" if np.isnan(tiled).any() else "gouraud",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        rasterized=True,
+    )
+    xy, numbers = top_layer_positions(atoms, top_layer, repeat)
+    circles = [Circle(tuple(p), 0.5 * covalent_radii[z]) for p, z in zip(xy, numbers, strict=True)]
+    axis.add_collection(
+        PatchCollection(circles, facecolor="none", edgecolor="cyan", linewidth=0.6, alpha=0.8)
+    )
+    axis.set_aspect("equal")
+    axis.set_xlabel("x (Å)")
+    axis.set_ylabel("y (Å)")
+    return mesh
+
+
+def stm_image_plot(
+    path: Path,
+    image: np.ndarray,
+    atoms: ase.Atoms,
+    *,
+    colorbar_label: str,
+    title: str,
+    repeat: tuple[int, int] = (2, 2),
+    top_layer: float = 1.5,
+) -> None:
+    """One STM image with a colour bar, written to a PNG file."""
+    figure, axis = plt.subplots(figsize=(7, 5))
+    mesh = draw_image(axis, image, atoms, repeat=repeat, top_layer=top_layer)
+    figure.colorbar(mesh, ax=axis, label=colorbar_label)
+    axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+    plt.close(figure)
+
+
+def _symmetric_span(values: np.ndarray) -> float:
+    """Largest finite |value|, or 1 when there is none, for a colour scale centred on 0."""
+    finite = np.abs(values[np.isfinite(values)])
+    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
+
+def stm_comparison_plot(
+    path: Path,
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    atoms: ase.Atoms,
+    *,
+    colorbar_label: str,
+    title: str,
+    repeat: tuple[int, int] = (2, 2),
+    top_layer: float = 1.5,
+) -> None:
+    """Predicted | reference | difference, the first two on one colour scale, to a PNG."""
+    figure, axes = plt.subplots(1, 3, figsize=(16, 5))
+    both = np.concatenate([predicted.ravel(), reference.ravel()])
+    limits = (float(np.nanmin(both)), float(np.nanmax(both)))
+    difference = predicted - reference
+    span = _symmetric_span(difference)
+    panels = (
+        (predicted, "predicted", IMAGE_CMAP, limits),
+        (reference, "reference", IMAGE_CMAP, limits),
+        (difference, "predicted − reference", DIFFERENCE_CMAP, (-span, span)),
+    )
+    for axis, (image, name, cmap, panel_limits) in zip(axes, panels, strict=True):
+        mesh = draw_image(
+            axis,
+            image,
+            atoms,
+            repeat=repeat,
+            top_layer=top_layer,
+            cmap=cmap,
+            limits=panel_limits,
+        )
+        label = colorbar_label if name != panels[2][1] else f"difference, {colorbar_label}"
+        figure.colorbar(mesh, ax=axis, label=label)
+        axis.set_title(name)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+    plt.close(figure)

@@ -1,0 +1,479 @@
+"""``rhocore stm``: simulated STM images of a slab from an ILDOS model or dataset.
+
+The source gives a field: a trained model's coefficients predicted for a structure, or
+a dataset entry's stored RI reference (or, with ``exact``, its un-fitted field). The
+backend that made the data evaluates it on the cell grid from just below the topmost
+atom to the middle of the vacuum above it; :mod:`rhocore.stm` turns that into a
+constant-height or constant-current image. Written to the output directory, named by
+mode: the PNG, an npz of the arrays, and with a reference dataset entry the same image
+of the reference, a predicted | reference | difference figure and the metrics as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ase
+import h5py
+import numpy as np
+
+from rhocore.backend import QCBackend
+from rhocore.dataset import Dataset, DatasetMetadata
+from rhocore.modelfile import ModelFile, load_model_file
+from rhocore.plugins import Registry, get_registry
+from rhocore.stm import (
+    CellGrid,
+    check_surface_cell,
+    constant_current,
+    constant_height,
+    field_on_cell_grid,
+    height_rmse_pm,
+    nmae_percent_above,
+    pearson_r,
+    topmost_z,
+    vacuum_z_range,
+    write_ase_stm_file,
+)
+from rhocore.workflows.predict import read_structures
+
+log = logging.getLogger(__name__)
+
+CONSTANT_HEIGHT = "constant-height"
+CONSTANT_CURRENT = "constant-current"
+MODES = (CONSTANT_HEIGHT, CONSTANT_CURRENT)
+#: How far (angstrom) below the topmost atom the field is evaluated: the tip dips into
+#: hollows a little, never this deep at useful isovalues.
+DEPTH_BELOW_TOP = 2.0
+#: Largest difference (V) between the asked bias and the bias of the target's window.
+BIAS_TOLERANCE = 1e-3
+#: How figure titles show each metric.
+METRIC_TEXT = {
+    "pearson_r": "Pearson r {:.3f}",
+    "nmae_percent_above_surface": "NMAE above surface {:.3g} %",
+    "height_rmse_pm": "height RMSE {:.3g} pm",
+}
+
+
+@dataclass
+class StmSettings:
+    """What image to make: bias (V), mode and its set point, grid and figure options.
+
+    ``height`` is in angstrom above the topmost atom; ``isovalue`` in the field's unit
+    (e/bohr^3). A constant-current image takes either: with ``height``, the isovalue is
+    the mean field on the plane at that height.
+    """
+
+    bias: float
+    mode: str
+    height: float | None = None
+    isovalue: float | None = None
+    spacing: float = 0.15
+    repeat: tuple[int, int] = (2, 2)
+    top_layer: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown STM mode '{self.mode}': use one of {', '.join(MODES)}")
+        if self.mode == CONSTANT_HEIGHT and (self.height is None or self.isovalue is not None):
+            raise ValueError(
+                "a constant-height image takes --height (angstrom above the topmost atom) "
+                "and no --isovalue"
+            )
+        if self.mode == CONSTANT_CURRENT and (self.height is None) == (self.isovalue is None):
+            raise ValueError(
+                "a constant-current image takes either --isovalue (e/bohr^3) or --height "
+                "(angstrom above the topmost atom; the mean field there becomes the isovalue)"
+            )
+        if self.spacing <= 0 or min(self.repeat) < 1:
+            raise ValueError("the grid spacing must be positive and the repeats at least 1")
+
+
+def target_bias(target_name: str, options: Mapping[str, Any]) -> float:
+    """The bias (V) whose ILDOS a target describes, or a ValueError saying why none.
+
+    An ILDOS target gives its window by ``bias`` (V) or by ``emin``/``emax`` (eV) relative
+    to the Fermi level (``reference = 'fermi'``); the window of bias V runs from E_F + V
+    to E_F for V < 0 (filled states) and from E_F to E_F + V for V > 0 (empty states).
+    """
+    if target_name != "ildos":
+        raise ValueError(
+            f"the field is the '{target_name}' target, not an ILDOS: STM images need a "
+            "model or dataset of target 'ildos' at the bias to image"
+        )
+    reference = options.get("reference", "fermi")
+    if reference != "fermi":
+        raise ValueError(
+            f"the ILDOS window is relative to '{reference}', not to the Fermi level as an "
+            "STM bias is"
+        )
+    if options.get("bias") is not None:
+        return float(options["bias"])
+    low, high = options.get("emin"), options.get("emax")
+    if low is not None and high is not None:
+        if abs(high) <= BIAS_TOLERANCE and low < 0:
+            return float(low)
+        if abs(low) <= BIAS_TOLERANCE and high > 0:
+            return float(high)
+    raise ValueError(
+        f"the ILDOS window [{low}, {high}] eV does not run from the Fermi level to a bias, "
+        "so it is not the field of an STM image"
+    )
+
+
+def check_bias(metadata: DatasetMetadata, bias: float) -> None:
+    """A ValueError unless the field of ``metadata`` is the ILDOS of ``bias`` (V)."""
+    trained = target_bias(metadata.target_name, metadata.target_options)
+    if abs(trained - bias) > BIAS_TOLERANCE:
+        raise ValueError(
+            f"the field is the ILDOS of bias {trained:+.3f} V, not {bias:+.3f} V: an image "
+            "at another bias needs a model trained on the ILDOS of that bias"
+        )
+
+
+@dataclass
+class FieldSource:
+    """A structure and the field to image: RI coefficients, or an exact field's state."""
+
+    atoms: ase.Atoms
+    metadata: DatasetMetadata
+    description: str
+    coefficients: np.ndarray | None = None
+    field_state: dict[str, np.ndarray] | None = None
+
+    def evaluator(self, backend: QCBackend) -> Callable[[np.ndarray], np.ndarray]:
+        """``points (angstrom) -> field (bohr^-3)`` through ``backend``."""
+        if self.field_state is not None:
+            state = self.field_state
+            return lambda points: backend.evaluate_exact(self.atoms, state, points)
+        assert self.coefficients is not None
+        coefficients = self.coefficients
+        return lambda points: backend.evaluate_fitted(self.atoms, coefficients, points)
+
+
+def is_dataset(source: Path | ModelFile) -> bool:
+    """True for a dataset file (HDF5); a model is a run directory or ``model.pt``."""
+    return isinstance(source, str | Path) and Path(source).is_file() and h5py.is_hdf5(source)
+
+
+def load_source(
+    source: Path | ModelFile, structure: str | Path, *, frame: int = 0, exact: bool = False
+) -> FieldSource:
+    """The field of ``structure`` from a model (predicted) or a dataset (stored)."""
+    if is_dataset(source):
+        return _dataset_source(Path(source), _entry_index(structure), exact)
+    if exact:
+        raise ValueError("--exact images a dataset's stored field; the source is a model")
+    model = _load_model(source)
+    atoms = read_structures(Path(structure), index=str(frame))[0]
+    return FieldSource(
+        atoms=atoms,
+        metadata=model.dataset_metadata,
+        description=f"predicted for {Path(structure).name}",
+        coefficients=model.predict([atoms])[0],
+    )
+
+
+def _load_model(source: Path | ModelFile) -> ModelFile:
+    """The model file at a path; any other object is taken as a loaded model."""
+    return load_model_file(Path(source)) if isinstance(source, str | Path) else source
+
+
+def _entry_index(structure: str | Path | int) -> int:
+    try:
+        return int(str(structure))
+    except ValueError:
+        raise ValueError(
+            f"with a dataset as source, STRUCTURE is the index of an entry, not '{structure}'"
+        ) from None
+
+
+def _dataset_source(path: Path, index: int, exact: bool) -> FieldSource:
+    dataset = Dataset(path)
+    entry = dataset.entry(index)
+    if entry.fit is None:
+        raise ValueError(f"entry {index} of {path} failed: {entry.reason}")
+    kind = "exact field" if exact else "RI reference"
+    return FieldSource(
+        atoms=entry.atoms,
+        metadata=dataset.metadata,
+        description=f"{kind} of entry {index} of {path.name}",
+        coefficients=None if exact else entry.fit.coefficients,
+        field_state=entry.fit.field_state if exact else None,
+    )
+
+
+def load_reference(path: Path, index: int, source: FieldSource, bias: float) -> FieldSource:
+    """The RI reference of entry ``index`` of a dataset, checked to image what ``source`` does."""
+    reference = _dataset_source(Path(path), index, exact=False)
+    check_bias(reference.metadata, bias)
+    mine, theirs = source.atoms, reference.atoms
+    same = (
+        np.array_equal(mine.numbers, theirs.numbers)
+        and np.allclose(mine.positions, theirs.positions, atol=1e-3)
+        and np.allclose(np.asarray(mine.cell), np.asarray(theirs.cell), atol=1e-3)
+    )
+    if not same:
+        raise ValueError(
+            f"entry {index} of {path} is not the imaged structure "
+            f"({theirs.get_chemical_formula()} vs {mine.get_chemical_formula()}, or other "
+            "positions or cell); give the --index of the same structure"
+        )
+    return reference
+
+
+def field_backend(metadata: DatasetMetadata, registry: Registry) -> QCBackend:
+    """The backend that made the data, if it can put fields on points."""
+    cls = registry.get("backend", metadata.backend_name)
+    if not cls.evaluates_fields:
+        raise ValueError(
+            f"STM images need the field on grid points, and backend "
+            f"'{metadata.backend_name}' that made the data cannot evaluate fields"
+        )
+    return cls(metadata.backend_options)
+
+
+def field_grid(
+    source: FieldSource, settings: StmSettings, registry: Registry, progress: bool
+) -> CellGrid:
+    """The source's field on the cell grid from below the surface to mid-vacuum."""
+    evaluate = source.evaluator(field_backend(source.metadata, registry))
+    z_range = vacuum_z_range(source.atoms, DEPTH_BELOW_TOP)
+    log.info("evaluating the %s on the cell grid", source.description)
+    return field_on_cell_grid(source.atoms, evaluate, settings.spacing, z_range, progress=progress)
+
+
+def resolve_isovalue(grid: CellGrid, settings: StmSettings, z_top: float) -> float | None:
+    """The constant-current isovalue: given, or the mean field at ``height`` above the top."""
+    if settings.mode != CONSTANT_CURRENT:
+        return None
+    if settings.isovalue is not None:
+        return settings.isovalue
+    assert settings.height is not None
+    return float(constant_height(grid, z_top + settings.height).mean())
+
+
+def scan(grid: CellGrid, settings: StmSettings, z_top: float, isovalue: float | None) -> np.ndarray:
+    """The raw image: field on the tip plane, or absolute tip heights (angstrom)."""
+    if settings.mode == CONSTANT_HEIGHT:
+        assert settings.height is not None
+        return constant_height(grid, z_top + settings.height)
+    assert isovalue is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        heights = constant_current(grid, isovalue)
+    for warning in caught:
+        log.warning("%s", warning.message)
+    return heights
+
+
+def image_metrics(
+    predicted: CellGrid,
+    reference: CellGrid,
+    predicted_image: np.ndarray,
+    reference_image: np.ndarray,
+    settings: StmSettings,
+    z_top: float,
+) -> dict[str, float]:
+    """Pearson r of the images, NMAE of the field above the topmost atom, height RMSE."""
+    metrics = {
+        "pearson_r": pearson_r(predicted_image, reference_image),
+        "nmae_percent_above_surface": nmae_percent_above(
+            predicted.values, reference.values, predicted, z_top
+        ),
+    }
+    if settings.mode == CONSTANT_CURRENT:
+        metrics["height_rmse_pm"] = height_rmse_pm(predicted_image, reference_image)
+    return metrics
+
+
+@dataclass
+class StmResult:
+    """The image(s) made, with their set point, metrics and the files written.
+
+    ``image`` is what the figures show: the field on the tip plane (e/bohr^3), or the
+    tip height above the topmost atom (angstrom); ``heights`` the absolute tip heights.
+    """
+
+    settings: StmSettings
+    z_top: float
+    isovalue: float | None
+    x: np.ndarray
+    y: np.ndarray
+    image: np.ndarray
+    heights: np.ndarray | None = None
+    reference_image: np.ndarray | None = None
+    reference_heights: np.ndarray | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def missing_columns(self) -> int:
+        """Columns without a tip height (no crossing of the isovalue)."""
+        return 0 if self.heights is None else int(np.count_nonzero(np.isnan(self.heights)))
+
+    def summary(self) -> str:
+        """A few lines for the terminal: set point, metrics, files."""
+        settings = self.settings
+        lines = [
+            f"{settings.mode}, {set_point_text(settings, self.isovalue)}, bias {settings.bias:+g} V"
+        ]
+        if self.missing_columns:
+            lines.append(f"  {self.missing_columns} columns without a tip height (NaN)")
+        lines += [f"  {key}  {value:.4g}" for key, value in self.metrics.items()]
+        lines += [f"  wrote {path}" for path in self.files]
+        return "\n".join(lines)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The npz contents: grids, images and the set point."""
+        optional = {
+            "height": self.settings.height,
+            "isovalue": self.isovalue,
+            "heights": self.heights,
+            "reference_image": self.reference_image,
+            "reference_heights": self.reference_heights,
+        }
+        return {
+            "x": self.x,
+            "y": self.y,
+            "image": self.image,
+            "bias": np.float64(self.settings.bias),
+            "mode": np.str_(self.settings.mode),
+            "z_top": np.float64(self.z_top),
+            **{key: np.asarray(value) for key, value in optional.items() if value is not None},
+        }
+
+
+def set_point_text(settings: StmSettings, isovalue: float | None) -> str:
+    """E.g. 'isovalue 1e-05 e/bohr^3' or 'tip 3 Å above the topmost atom'."""
+    if settings.mode == CONSTANT_HEIGHT:
+        return f"tip {settings.height:g} Å above the topmost atom"
+    return f"isovalue {isovalue:.3g} e/bohr^3"
+
+
+def shown(raw: np.ndarray, settings: StmSettings, z_top: float) -> np.ndarray:
+    """What a figure shows: tip heights relative to the topmost atom, or the field."""
+    return raw - z_top if settings.mode == CONSTANT_CURRENT else raw
+
+
+def colorbar_label(settings: StmSettings, target_name: str) -> str:
+    """Colour-bar label with the unit of the image."""
+    if settings.mode == CONSTANT_CURRENT:
+        return "tip height above the topmost atom (Å)"
+    return f"{target_name.upper()} at the tip (e/bohr³)"
+
+
+def stm_images(
+    source: Path | ModelFile,
+    structure: str | Path,
+    settings: StmSettings,
+    output_dir: Path,
+    *,
+    frame: int = 0,
+    exact: bool = False,
+    reference: Path | None = None,
+    reference_index: int | None = None,
+    save_field: Path | None = None,
+    registry: Registry | None = None,
+    progress: bool = True,
+) -> StmResult:
+    """Make the STM image of ``structure`` from ``source`` and write its files."""
+    registry = registry or get_registry()
+    field_source = load_source(source, structure, frame=frame, exact=exact)
+    check_bias(field_source.metadata, settings.bias)
+    check_surface_cell(field_source.atoms.cell)
+    reference_source = None
+    if reference is not None:
+        index = _reference_index(source, structure, reference_index)
+        reference_source = load_reference(reference, index, field_source, settings.bias)
+    atoms, z_top = field_source.atoms, topmost_z(field_source.atoms)
+    grid = field_grid(field_source, settings, registry, progress)
+    isovalue = resolve_isovalue(grid, settings, z_top)
+    raw = scan(grid, settings, z_top, isovalue)
+    x, y = grid.xy()
+    result = StmResult(settings, z_top, isovalue, x, y, shown(raw, settings, z_top))
+    if settings.mode == CONSTANT_CURRENT:
+        result.heights = raw
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if save_field is not None:
+        write_ase_stm_file(save_field, grid, settings.bias)
+        result.files.append(save_field)
+    label = colorbar_label(settings, field_source.metadata.target_name)
+    _write_image(result, atoms, label, output_dir)
+    if reference_source is not None:
+        reference_grid = field_grid(reference_source, settings, registry, progress)
+        reference_raw = scan(reference_grid, settings, z_top, isovalue)
+        result.reference_image = shown(reference_raw, settings, z_top)
+        if settings.mode == CONSTANT_CURRENT:
+            result.reference_heights = reference_raw
+        result.metrics = image_metrics(grid, reference_grid, raw, reference_raw, settings, z_top)
+        _write_comparison(result, atoms, label, output_dir)
+    npz = output_dir / f"{settings.mode}.npz"
+    np.savez(npz, **result.arrays())
+    result.files.append(npz)
+    return result
+
+
+def _reference_index(
+    source: Path | ModelFile, structure: str | Path, reference_index: int | None
+) -> int:
+    if reference_index is not None:
+        return reference_index
+    if is_dataset(source):
+        return _entry_index(structure)
+    raise ValueError("--reference needs --index: the entry of the reference dataset to compare")
+
+
+def _title(settings: StmSettings, isovalue: float | None) -> str:
+    return f"STM {settings.mode}, bias {settings.bias:+g} V\n{set_point_text(settings, isovalue)}"
+
+
+def _write_image(result: StmResult, atoms: ase.Atoms, label: str, output_dir: Path) -> None:
+    from rhocore.stm_plots import stm_image_plot
+
+    path = output_dir / f"{result.settings.mode}.png"
+    stm_image_plot(
+        path,
+        result.image,
+        atoms,
+        colorbar_label=label,
+        title=_title(result.settings, result.isovalue),
+        repeat=result.settings.repeat,
+        top_layer=result.settings.top_layer,
+    )
+    result.files.append(path)
+
+
+def _write_comparison(result: StmResult, atoms: ase.Atoms, label: str, output_dir: Path) -> None:
+    from rhocore.stm_plots import stm_comparison_plot
+
+    assert result.reference_image is not None
+    settings = result.settings
+    metrics = ", ".join(METRIC_TEXT[key].format(value) for key, value in result.metrics.items())
+    path = output_dir / f"{settings.mode}_comparison.png"
+    stm_comparison_plot(
+        path,
+        result.image,
+        result.reference_image,
+        atoms,
+        colorbar_label=label,
+        title=f"{_title(settings, result.isovalue)}\n{metrics}",
+        repeat=settings.repeat,
+        top_layer=settings.top_layer,
+    )
+    metrics_path = output_dir / f"{settings.mode}_metrics.json"
+    document = {
+        "bias": settings.bias,
+        "mode": settings.mode,
+        "height": settings.height,
+        "isovalue": result.isovalue,
+        "missing_columns": result.missing_columns,
+        **result.metrics,
+    }
+    metrics_path.write_text(json.dumps(document, indent=1))
+    result.files += [path, metrics_path]
