@@ -295,7 +295,7 @@ def stm(
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["water-homo"]))
+@click.argument("name", type=click.Choice(["water-homo", "si-stm"]))
 @click.option(
     "-o",
     "--output",
