@@ -236,7 +236,7 @@ def predict(
 @click.option(
     "--top-layer",
     type=float,
-    default=1.5,
+    default=1.0,
     show_default=True,
     help="Atoms this close (Å) to the topmost one are drawn as circles.",
 )

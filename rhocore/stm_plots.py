@@ -26,7 +26,7 @@ DIFFERENCE_CMAP = "RdBu_r"
 
 
 def top_layer_positions(
-    atoms: ase.Atoms, depth: float = 1.5, repeat: tuple[int, int] = (1, 1)
+    atoms: ase.Atoms, depth: float = 1.0, repeat: tuple[int, int] = (1, 1)
 ) -> tuple[np.ndarray, np.ndarray]:
     """xy (angstrom) and atomic numbers of atoms within ``depth`` of the topmost one.
 
@@ -48,7 +48,7 @@ def draw_image(
     atoms: ase.Atoms,
     *,
     repeat: tuple[int, int] = (2, 2),
-    top_layer: float = 1.5,
+    top_layer: float = 1.0,
     cmap: str = IMAGE_CMAP,
     limits: tuple[float, float] | None = None,
 ) -> QuadMesh:
@@ -85,7 +85,7 @@ def stm_image_plot(
     colorbar_label: str,
     title: str,
     repeat: tuple[int, int] = (2, 2),
-    top_layer: float = 1.5,
+    top_layer: float = 1.0,
 ) -> None:
     """One STM image with a colour bar, written to a PNG file."""
     figure, axis = plt.subplots(figsize=(7, 5))
@@ -112,7 +112,7 @@ def stm_comparison_plot(
     colorbar_label: str,
     title: str,
     repeat: tuple[int, int] = (2, 2),
-    top_layer: float = 1.5,
+    top_layer: float = 1.0,
 ) -> None:
     """Predicted | reference | difference, the first two on one colour scale, to a PNG."""
     figure, axes = plt.subplots(1, 3, figsize=(16, 5))

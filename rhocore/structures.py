@@ -83,6 +83,7 @@ def si100_2x1_slab(
     slab.set_cell([slab.cell[0], slab.cell[1], [0.0, 0.0, height + vacuum]])
     slab.positions[:, 2] += 0.5 * vacuum
     slab.pbc = (True, True, False)
+    slab.info.pop("adsorbate_info", None)  # ase.build's, not meaningful after the changes
     return slab
 
 

@@ -75,7 +75,7 @@ class StmSettings:
     isovalue: float | None = None
     spacing: float = 0.15
     repeat: tuple[int, int] = (2, 2)
-    top_layer: float = 1.5
+    top_layer: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
