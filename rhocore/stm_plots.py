@@ -88,13 +88,21 @@ def stm_image_plot(
     top_layer: float = 1.0,
 ) -> None:
     """One STM image with a colour bar, written to a PNG file."""
-    figure, axis = plt.subplots(figsize=(7, 5))
+    figure, axis = plt.subplots(figsize=(_panel_width(atoms, repeat), 5))
     mesh = draw_image(axis, image, atoms, repeat=repeat, top_layer=top_layer)
     figure.colorbar(mesh, ax=axis, label=colorbar_label)
     axis.set_title(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
     plt.close(figure)
+
+
+def _panel_width(atoms: ase.Atoms, repeat: tuple[int, int]) -> float:
+    """Figure width (inches) of one 4-inch-high image panel with its colour bar."""
+    cell = np.asarray(atoms.cell)
+    width = repeat[0] * abs(cell[0, 0]) + repeat[1] * abs(cell[1, 0])
+    height = repeat[0] * abs(cell[0, 1]) + repeat[1] * abs(cell[1, 1])
+    return float(np.clip(4.0 * width / height, 2.5, 9.0)) + 2.0
 
 
 def _symmetric_span(values: np.ndarray) -> float:
@@ -115,7 +123,7 @@ def stm_comparison_plot(
     top_layer: float = 1.0,
 ) -> None:
     """Predicted | reference | difference, the first two on one colour scale, to a PNG."""
-    figure, axes = plt.subplots(1, 3, figsize=(16, 5))
+    figure, axes = plt.subplots(1, 3, figsize=(3 * _panel_width(atoms, repeat), 5))
     both = np.concatenate([predicted.ravel(), reference.ravel()])
     limits = (float(np.nanmin(both)), float(np.nanmax(both)))
     difference = predicted - reference
