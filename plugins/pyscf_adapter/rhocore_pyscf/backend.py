@@ -2,7 +2,8 @@
 
 A thin class over the plain functions of :mod:`rhocore_pyscf.scf`, :mod:`.rifit`,
 :mod:`.grids` and :mod:`.convention`; it holds the options and converts between PySCF's
-AO order and rhocore's canonical coefficient order at its edge.
+AO order and rhocore's canonical coefficient order at its edge. Periodic structures (any
+``atoms.pbc``) go to :mod:`rhocore_pyscf.periodic` instead.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import numpy as np
 import pyscf
 from pyscf import gto
 
-from rhocore.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
+from rhocore.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
 from rhocore.basis import BasisLayout
 from rhocore.rifit import IllConditionedMetricError, solve_fit
-from rhocore_pyscf import grids, rifit, scf
+from rhocore_pyscf import grids, periodic, rifit, scf
 from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol, build_mol
 from rhocore_pyscf.options import PySCFOptions
@@ -46,8 +47,20 @@ class PySCFBackend(QCBackend):
         """PySCF's version."""
         return pyscf.__version__
 
+    def check_setup(self, structures: list[ase.Atoms]) -> None:
+        """Refuse options that no periodic structure of the run can use, before any SCF."""
+        for atoms in structures:
+            if periodic.is_periodic(atoms):
+                try:
+                    periodic.check_periodic_options(atoms, self.options)
+                except PySCFBackendError as error:
+                    raise BackendSetupError(str(error)) from None
+
     def run_scf(self, atoms: ase.Atoms) -> SCFResult:
         """Kohn-Sham SCF of ``atoms``; an unconverged SCF is returned with converged=False."""
+        if periodic.is_periodic(atoms):
+            return periodic.run_scf(atoms, self.options)
+        periodic.check_molecule_options(self.options, atoms.get_chemical_formula())
         mol = build_mol(atoms, self.options)
         try:
             solver = scf.run_kohn_sham(mol, self.options)
@@ -73,10 +86,14 @@ class PySCFBackend(QCBackend):
 
     def basis_layout(self, atoms: ase.Atoms) -> BasisLayout:
         """Radial-function counts per element and l of the auxiliary basis."""
+        if periodic.is_periodic(atoms):
+            return periodic.basis_layout(atoms, self.options)
         return aux_ao_map(self._auxmol(atoms)).layout
 
     def fit(self, scf: SCFResult, weights: np.ndarray, n_electrons: float | None = None) -> RIFit:
         """RI fit of ``sum_a W(a) |psi_a|^2``; ``n_electrons`` is imposed if constrain_charge."""
+        if periodic.is_periodic(scf.atoms):
+            return periodic.fit(scf, weights, n_electrons, self.options)
         state: PySCFState = scf.state
         weights = np.asarray(weights, dtype=float)
         if weights.shape != scf.orbitals.energies.shape:
@@ -116,6 +133,8 @@ class PySCFBackend(QCBackend):
         self, atoms: ase.Atoms, coefficients: np.ndarray, points: np.ndarray
     ) -> np.ndarray:
         """sum_b d_b chi_b(r) on ``points`` (angstrom) for canonical coefficients, in a.u."""
+        if periodic.is_periodic(atoms):
+            return periodic.evaluate_fitted(atoms, coefficients, points, self.options)
         auxmol = self._auxmol(atoms)
         pyscf_order = aux_ao_map(auxmol).from_canonical(np.asarray(coefficients, dtype=float))
         return grids.aux_field_on_points(auxmol, pyscf_order, points)
@@ -124,11 +143,16 @@ class PySCFBackend(QCBackend):
         self, atoms: ase.Atoms, field_state: dict[str, np.ndarray], points: np.ndarray
     ) -> np.ndarray:
         """The field of the stored density matrix on ``points`` (angstrom), bohr^-3."""
+        if periodic.is_periodic(atoms):
+            return periodic.evaluate_exact(atoms, field_state, points, self.options)
         mol = build_mol(atoms, self.options, for_scf=False)
         return grids.density_on_points(mol, np.asarray(field_state["density_matrix"]), points)
 
     def integration_grid(self, atoms: ase.Atoms) -> IntegrationGrid:
-        """PySCF's DFT grid of ``grid_level``: points in angstrom, weights in bohr^3."""
+        """PySCF's DFT grid of ``grid_level`` (a cell's uniform grid if periodic): points in
+        angstrom, weights in bohr^3."""
+        if periodic.is_periodic(atoms):
+            return periodic.integration_grid(atoms, self.options)
         return grids.integration_grid(
             build_mol(atoms, self.options, for_scf=False), self.options.grid_level
         )

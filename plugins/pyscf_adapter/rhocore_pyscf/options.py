@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator, model_validator
 
 from rhocore.backend import MetricKind, PluginOptions
@@ -10,10 +12,13 @@ from rhocore.backend import MetricKind, PluginOptions
 EVEN_TEMPERED = "even-tempered"
 #: Exponent ratio of the even-tempered basis when ``even_tempered_beta`` is not given.
 DEFAULT_EVEN_TEMPERED_BETA = 2.0
+#: GTH pseudopotential of periodic cells when ``pseudo`` is not given.
+DEFAULT_PSEUDO = "gth-pbe"
 
 
 class PySCFOptions(PluginOptions):
-    """Options of the ``pyscf`` backend: Kohn-Sham DFT of a molecule and its RI fit."""
+    """Options of the ``pyscf`` backend: Kohn-Sham DFT of a molecule or a periodic cell
+    (``atoms.pbc`` set; GTH pseudopotentials) and its RI fit."""
 
     xc: str = Field(
         "pbe", description="Exchange-correlation functional, any name PySCF/libxc knows."
@@ -23,7 +28,9 @@ class PySCFOptions(PluginOptions):
         "def2-universal-jkfit",
         description=(
             "Auxiliary (RI) basis the fields are fitted on: a PySCF basis name, or "
-            f"'{EVEN_TEMPERED}' for even-tempered Gaussians generated from the orbital basis."
+            f"'{EVEN_TEMPERED}' for even-tempered Gaussians generated from the orbital basis. "
+            f"Periodic cells: use '{EVEN_TEMPERED}'; an all-electron fitting basis has core "
+            "functions too tight for the cell's uniform grid, on which fields are evaluated."
         ),
     )
     even_tempered_beta: float | None = Field(
@@ -39,7 +46,8 @@ class PySCFOptions(PluginOptions):
         "coulomb",
         description=(
             "Metric of the RI fit: 'coulomb' (Coulomb interaction of the fit error; keeps "
-            "the electron count to ~0.01 %) or 'overlap' (L2 norm of the fit error)."
+            "the electron count to ~0.01 %) or 'overlap' (L2 norm of the fit error). "
+            "Periodic cells need 'overlap'."
         ),
     )
     constrain_charge: bool = Field(
@@ -60,9 +68,51 @@ class PySCFOptions(PluginOptions):
     )
     conv_tol: float = Field(1e-9, gt=0, description="SCF energy convergence threshold, hartree.")
     grid_level: int = Field(
-        3, ge=0, le=9, description="PySCF DFT grid level (0-9) for the SCF and integration grids."
+        3,
+        ge=0,
+        le=9,
+        description=(
+            "PySCF DFT grid level (0-9) for the SCF and integration grids of molecules "
+            "(periodic cells use the uniform grid of ke_cutoff)."
+        ),
     )
     max_cycle: int = Field(100, ge=1, description="Maximum number of SCF iterations.")
+    pseudo: str | None = Field(
+        None,
+        description=(
+            "Periodic cells only: GTH pseudopotential, a PySCF name such as 'gth-pbe' or "
+            f"'gth-pade'; None means '{DEFAULT_PSEUDO}'. The orbital basis must then be a "
+            "GTH basis ('gth-szv', 'gth-dzvp', ...). Molecules are all-electron: leave None."
+        ),
+    )
+    kpts: tuple[
+        Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]
+    ] = Field(
+        (1, 1, 1),
+        description=(
+            "Periodic cells only: Gamma-centred Monkhorst-Pack k-point grid, points along "
+            "each lattice vector; (1, 1, 1) is the Gamma point alone. Must be 1 along a "
+            "non-periodic (vacuum) axis."
+        ),
+    )
+    ke_cutoff: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Periodic cells only: kinetic-energy cutoff of the cell's uniform grid, "
+            "hartree; None means PySCF's estimate from the basis (safe but costly: about "
+            "580 hartree for H/Si gth-szv, where 100 hartree converges the energy of a "
+            "Si slab to 5e-6 hartree and 50 hartree to 9e-3)."
+        ),
+    )
+    smearing: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Periodic cells only: Fermi-Dirac smearing width k_B T of the occupations, eV; "
+            "0 means integer occupations. Helps the SCF of metallic slabs converge."
+        ),
+    )
     condition_limit: float = Field(
         1e12,
         gt=1.0,
@@ -96,6 +146,11 @@ class PySCFOptions(PluginOptions):
     def is_unrestricted(self) -> bool:
         """Whether the SCF is spin-unrestricted (the resolved ``unrestricted``)."""
         return self.spin != 0 if self.unrestricted is None else self.unrestricted
+
+    @property
+    def periodic_pseudo(self) -> str:
+        """Pseudopotential of periodic cells (the resolved ``pseudo``)."""
+        return self.pseudo or DEFAULT_PSEUDO
 
     @property
     def beta(self) -> float:
