@@ -109,7 +109,7 @@ def test_inconsistent_spin_names_the_options(water):
         PySCFBackend({"spin": 1}).run_scf(water)
 
 
-def test_periodic_structure_is_refused(water):
+def test_periodic_structure_with_molecular_options_is_refused(water):
     periodic = water.copy()
     periodic.set_cell([5.0, 5.0, 5.0])
     periodic.pbc = True

@@ -1,0 +1,95 @@
+"""STM of Si(100)-(2x1) end to end: periodic DFT + ILDOS fits -> model -> `rhocore stm`.
+
+A minimal 3-layer slab keeps this to seconds; benchmarks/si_stm.py measures accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+import yaml
+from ase.dft.stm import STM
+from click.testing import CliRunner
+
+from rhocore.cli import cli
+from rhocore.fields import BOHR_IN_ANGSTROM
+from rhocore.structures import si100_variants
+
+BIAS = -1.5
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("si-stm")
+    ase.io.write(root / "slabs.xyz", si100_variants(5, seed=3, layers=3, rattle=0.03))
+    config = {
+        "structures": {"file": "slabs.xyz"},
+        "backend": {
+            "name": "pyscf",
+            "options": {
+                "basis": "gth-szv",
+                "aux_basis": "even-tempered",
+                "metric": "overlap",
+                "ke_cutoff": 60.0,
+                "smearing": 0.1,
+                "max_cycle": 200,
+            },
+        },
+        "target": {"name": "ildos", "options": {"bias": BIAS}},
+        "descriptor": {"cutoff": 4.0, "max_radial": 4, "max_angular": 4},
+        "training": {"optimizer": "ridge"},
+        "split": {"test_fraction": 0.2, "validation_fraction": 0.25},
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    runner = CliRunner()
+    for arguments in (
+        ["generate", str(root / "config.yaml"), "-o", str(root / "data.h5")],
+        ["train", str(root / "config.yaml"), "--dataset", str(root / "data.h5")]
+        + ["-o", str(root / "run")],
+    ):
+        result = runner.invoke(cli, arguments)
+        assert result.exit_code == 0, result.output
+    return root
+
+
+def test_stm_of_a_held_out_slab_against_its_reference(workdir):
+    test_index = json.loads((workdir / "run" / "split.json").read_text())["test"][0]
+    output = workdir / "stm"
+    result = CliRunner().invoke(
+        cli,
+        ["stm", str(workdir / "run"), str(workdir / "slabs.xyz"), f"--frame={test_index}"]
+        + [f"--bias={BIAS}", "--mode=constant-current", "--height=3", "--spacing=0.2"]
+        + ["--reference", str(workdir / "data.h5"), "--index", str(test_index)]
+        + ["--save-field", str(workdir / "field.json"), "-o", str(output)],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("constant-current.png", "constant-current_comparison.png"):
+        assert (output / name).stat().st_size > 0, name
+    metrics = json.loads((output / "constant-current_metrics.json").read_text())
+    assert -1.0 <= metrics["pearson_r"] <= 1.0 and metrics["height_rmse_pm"] >= 0
+    # ASE's own constant-current scan of the saved field gives the same tip heights
+    arrays = np.load(output / "constant-current.npz")
+    _, _, ase_heights = STM(str(workdir / "field.json")).scan(
+        BIAS, float(arrays["isovalue"]) / BOHR_IN_ANGSTROM**3
+    )
+    heights = arrays["heights"]
+    both = np.isfinite(heights)
+    assert both.mean() > 0.9
+    assert np.abs(heights[both] - ase_heights[both]).max() * 100 <= 1.0  # pm
+
+
+def test_filled_state_image_shows_the_dimer_rows(workdir):
+    """Along a dimer row (x) the image repeats each 3.84 A; across rows it has a trench."""
+    output = workdir / "stm-ref"
+    result = CliRunner().invoke(
+        cli,
+        ["stm", str(workdir / "data.h5"), "0", f"--bias={BIAS}", "--mode=constant-current"]
+        + ["--height=3", "--spacing=0.2", "-o", str(output)],
+    )
+    assert result.exit_code == 0, result.output
+    heights = np.load(output / "constant-current.npz")["heights"]
+    across_rows = np.nanmean(heights, axis=0)  # profile along y, across the rows
+    assert np.nanmax(across_rows) - np.nanmin(across_rows) > 0.3  # angstrom corrugation
