@@ -20,6 +20,7 @@ from rhocore.cli import cli
 from rhocore.dataset import Dataset
 from rhocore.plugins import get_plugin_manager
 from rhocore.structures import distorted_waters
+from rhocore.testing.workflows import generate_and_train
 
 STANDIN = Path(__file__).parent / "standin" / "aims_standin.py"
 
@@ -55,16 +56,7 @@ def workdir(tmp_path_factory, rhocore_cli):
         "training": {"optimizer": "ridge"},
         "split": {"test_fraction": 0.34, "validation_fraction": 0.17},
     }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    runner = CliRunner()
-    for arguments in (
-        ["generate", str(root / "config.yaml"), "-o", str(root / "data.h5")],
-        ["train", str(root / "config.yaml"), "--dataset", str(root / "data.h5")]
-        + ["-o", str(root / "run")],
-    ):
-        result = runner.invoke(rhocore_cli, arguments)
-        assert result.exit_code == 0, result.output
-    return root
+    return generate_and_train(rhocore_cli, root, config)
 
 
 def test_generate_writes_canonical_fits_of_every_structure(workdir):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from rhocore.cli import cli
 from rhocore.fields import BOHR_IN_ANGSTROM
 from rhocore.structures import distorted_waters
+from rhocore.testing.workflows import generate_and_train
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +29,7 @@ def workdir(tmp_path_factory):
         "training": {"epochs": 30},
         "split": {"test_fraction": 0.2, "validation_fraction": 0.15},
     }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    runner = CliRunner()
-    for arguments in (
-        ["generate", str(root / "config.yaml"), "-o", str(root / "data.h5")],
-        [
-            "train",
-            str(root / "config.yaml"),
-            "--dataset",
-            str(root / "data.h5"),
-            "-o",
-            str(root / "run"),
-        ],
-    ):
-        result = runner.invoke(cli, arguments)
-        assert result.exit_code == 0, result.output
-    return root
+    return generate_and_train(cli, root, config)
 
 
 def test_evaluate_writes_json_with_grid_metrics_and_a_parity_plot(workdir):

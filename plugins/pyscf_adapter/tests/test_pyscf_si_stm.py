@@ -10,13 +10,13 @@ import json
 import ase.io
 import numpy as np
 import pytest
-import yaml
 from ase.dft.stm import STM
 from click.testing import CliRunner
 
 from rhocore.cli import cli
 from rhocore.fields import BOHR_IN_ANGSTROM
 from rhocore.structures import si100_variants
+from rhocore.testing.workflows import generate_and_train
 
 BIAS = -1.5
 
@@ -43,16 +43,7 @@ def workdir(tmp_path_factory):
         "training": {"optimizer": "ridge"},
         "split": {"test_fraction": 0.2, "validation_fraction": 0.25},
     }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    runner = CliRunner()
-    for arguments in (
-        ["generate", str(root / "config.yaml"), "-o", str(root / "data.h5")],
-        ["train", str(root / "config.yaml"), "--dataset", str(root / "data.h5")]
-        + ["-o", str(root / "run")],
-    ):
-        result = runner.invoke(cli, arguments)
-        assert result.exit_code == 0, result.output
-    return root
+    return generate_and_train(cli, root, config)
 
 
 def test_stm_of_a_held_out_slab_against_its_reference(workdir):
