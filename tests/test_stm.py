@@ -284,16 +284,16 @@ class ExponentialBackend(QCBackend):
         return self.evaluate_fitted(atoms, field_state["amplitudes"], points)
 
     def run_scf(self, atoms):
-        raise NotImplementedError
+        raise AssertionError("STM images only evaluate stored or predicted fields")
 
     def basis_layout(self, atoms):
         return BasisLayout({79: (1,)})
 
     def fit(self, scf, weights, n_electrons=None):
-        raise NotImplementedError
+        raise AssertionError("STM images only evaluate stored or predicted fields")
 
     def integration_grid(self, atoms):
-        raise NotImplementedError
+        raise AssertionError("STM images only evaluate stored or predicted fields")
 
 
 class BlindBackend(ExponentialBackend):

@@ -26,7 +26,7 @@ def density_on_points(
     mol: gto.Mole, density_matrix: np.ndarray, points_angstrom: np.ndarray
 ) -> np.ndarray:
     """rho(r) = sum_ij P_ij phi_i(r) phi_j(r) on points (angstrom), bohr^-3."""
-    return _chunked(
+    return evaluate_in_chunks(
         points_angstrom,
         lambda coords: dft.numint.eval_rho(
             mol, dft.numint.eval_ao(mol, coords), density_matrix, hermi=1
@@ -38,12 +38,15 @@ def aux_field_on_points(
     auxmol: gto.Mole, coefficients: np.ndarray, points_angstrom: np.ndarray
 ) -> np.ndarray:
     """sum_b d_b chi_b(r) for coefficients in ``auxmol``'s AO order, on points (angstrom)."""
-    return _chunked(
+    return evaluate_in_chunks(
         points_angstrom, lambda coords: auxmol.eval_gto("GTOval_sph", coords) @ coefficients
     )
 
 
-def _chunked(points_angstrom: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray]):
+def evaluate_in_chunks(
+    points_angstrom: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``evaluate(coords_bohr)`` over the points in chunks of CHUNK, to bound memory."""
     coords = np.asarray(points_angstrom, dtype=float).reshape(-1, 3) / BOHR
     values = [evaluate(coords[start : start + CHUNK]) for start in range(0, len(coords), CHUNK)]
     return np.concatenate(values) if values else np.zeros(0)

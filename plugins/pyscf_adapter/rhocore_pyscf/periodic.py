@@ -19,7 +19,6 @@ diverges at G = 0 unless the cell is neutral, which a fitted orbital density nev
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import ase
@@ -43,6 +42,7 @@ from rhocore.basis import BasisLayout
 from rhocore.rifit import IllConditionedMetricError, solve_fit
 from rhocore_pyscf import rifit
 from rhocore_pyscf.convention import aux_ao_map
+from rhocore_pyscf.grids import evaluate_in_chunks
 from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol
 from rhocore_pyscf.options import PySCFOptions
 
@@ -50,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 #: Options that only periodic cells use; a molecule with any of them set is refused.
 PERIODIC_ONLY = ("pseudo", "kpts", "ke_cutoff", "smearing")
-#: Points evaluated at once, to bound the memory of the AO values (points x functions).
-POINT_CHUNK = 20000
 #: Largest block of three-centre integrals held at once, bytes.
 BLOCK_BYTES = 2**28
 
@@ -290,25 +288,16 @@ def density_on_points(
             for ao, dm in zip(aos, density_matrices, strict=True)
         )
 
-    return _chunked(points_angstrom, evaluate)
+    return evaluate_in_chunks(points_angstrom, evaluate)
 
 
 def aux_field_on_points(
     auxcell: pbcgto.Cell, coefficients: np.ndarray, points_angstrom: np.ndarray
 ) -> np.ndarray:
     """sum_b d_b chi_b(r), lattice-summed, for coefficients in PySCF's AO order (angstrom)."""
-    return _chunked(
+    return evaluate_in_chunks(
         points_angstrom, lambda coords: auxcell.pbc_eval_gto("GTOval_sph", coords) @ coefficients
     )
-
-
-def _chunked(points_angstrom: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray]):
-    coords = np.asarray(points_angstrom, dtype=float).reshape(-1, 3) / BOHR
-    values = [
-        evaluate(coords[start : start + POINT_CHUNK])
-        for start in range(0, len(coords), POINT_CHUNK)
-    ]
-    return np.concatenate(values) if values else np.zeros(0)
 
 
 def metric_matrix(auxcell: pbcgto.Cell) -> np.ndarray:
