@@ -19,7 +19,7 @@ import numpy as np
 from rhocore.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
 from rhocore.basis import BasisLayout
 from rhocore_aims import keywords
-from rhocore_aims.gridcheck import check_integral, grid_check
+from rhocore_aims.fit import grid_field_state, overlap_fit
 from rhocore_aims.keywords import Generation
 from rhocore_aims.options import AimsOptions
 from rhocore_aims.parsers.eigenvalues import KSOrbitalInfo, parse_ks_orbital_info, write_kso_weights
@@ -125,23 +125,9 @@ class AimsBackend(QCBackend):
         parameters = keywords.ri_parameters(self.options, periodic, state.generation, total_density)
         run_step(folder, scf.atoms, parameters, setup, extra, require_converged=False)
         outputs = read_ri_outputs(folder, scf.atoms.numbers, state.generation)
-        size = outputs.layout.size(scf.atoms.numbers)
-        check = grid_check(folder, state.generation)
-        field_state = {}
-        if check is not None:
-            check_integral(check, float(weights.sum()), folder, state.generation)
-            field_state["ri_grid_nmae_percent"] = np.array(check.ri_nmae_percent)
-        projections = outputs.projections
-        if projections is None:
-            projections = outputs.overlap @ outputs.coefficients
-        return RIFit(
-            coefficients=outputs.coefficients,
-            projections=projections,
-            metric=outputs.overlap,
-            metric_kind="overlap",
-            layout=outputs.layout,
-            integrals=np.full(size, np.nan),
-            field_state=field_state,
+        field_state = grid_field_state(folder, state.generation, float(weights.sum()))
+        return overlap_fit(
+            outputs.coefficients, outputs.overlap, outputs.projections, outputs.layout, field_state
         )
 
     def evaluate_fitted(

@@ -35,7 +35,7 @@ from rhocore.backend import OrbitalData, RIFit
 from rhocore.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
 from rhocore_aims import keywords, legacy
 from rhocore_aims.errors import AimsFileError
-from rhocore_aims.gridcheck import check_integral, grid_check
+from rhocore_aims.fit import grid_field_state, overlap_fit
 from rhocore_aims.parsers.aims_out import check_finished, parse_aims_out
 from rhocore_aims.parsers.eigenvalues import parse_ks_orbital_info
 from rhocore_aims.parsers.ri_files import read_ri_outputs
@@ -190,25 +190,15 @@ def _read_aims_run(folder: Path, target: str) -> ImportedFolder:
         info = parse_ks_orbital_info(info_path)
         orbitals = info.orbitals
         weights = _weights_of_run(folder, info, orbitals, target)
-    size = outputs.layout.size(atoms.numbers)
     expected = output.n_electrons if target == "density" else None
     if weights is not None:
         expected = float(weights.sum())
-    check = grid_check(folder, generation)
-    field_state = {}
-    if check is not None:
-        if expected is not None:
-            check_integral(check, expected, folder, generation)
-        field_state["ri_grid_nmae_percent"] = np.array(check.ri_nmae_percent)
-    projections = outputs.projections
-    fit = RIFit(
-        coefficients=outputs.coefficients,
-        projections=outputs.overlap @ outputs.coefficients if projections is None else projections,
-        metric=outputs.overlap,
-        metric_kind="overlap",
-        layout=outputs.layout,
-        integrals=np.full(size, np.nan),
-        field_state=field_state,
+    fit = overlap_fit(
+        outputs.coefficients,
+        outputs.overlap,
+        outputs.projections,
+        outputs.layout,
+        grid_field_state(folder, generation, expected),
     )
     return ImportedFolder(
         folder=folder,
@@ -234,17 +224,8 @@ def _read_processed(
     weights = None
     if orbitals is not None:
         weights = _target_weights(target, orbitals, folder)
-    size = processed.layout.size(atoms.numbers)
-    projections = processed.projections
-    fit = RIFit(
-        coefficients=processed.coefficients,
-        projections=processed.overlap @ processed.coefficients
-        if projections is None
-        else projections,
-        metric=processed.overlap,
-        metric_kind="overlap",
-        layout=processed.layout,
-        integrals=np.full(size, np.nan),
+    fit = overlap_fit(
+        processed.coefficients, processed.overlap, processed.projections, processed.layout
     )
     scf = info.get("scf", {})
     energy = info.get("tot_energy_eV")
