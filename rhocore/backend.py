@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict
 
 from rhocore.basis import BasisLayout
 
-MetricKind = Literal["overlap", "coulomb"]
+#: Metric of an RI fit: the L2 norm of the fit error, its Coulomb energy, or its L2 norm
+#: relative to the local field (error^2 / (|field| + floor); vacuum tails count).
+MetricKind = Literal["overlap", "coulomb", "relative"]
 
 
 class BackendSetupError(Exception):

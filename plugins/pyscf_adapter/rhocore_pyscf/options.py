@@ -46,8 +46,21 @@ class PySCFOptions(PluginOptions):
         "coulomb",
         description=(
             "Metric of the RI fit: 'coulomb' (Coulomb interaction of the fit error; keeps "
-            "the electron count to ~0.01 %) or 'overlap' (L2 norm of the fit error). "
-            "Periodic cells need 'overlap'."
+            "the electron count to ~0.01 %), 'overlap' (L2 norm of the fit error) or, for "
+            "periodic cells only, 'relative' (the error squared over |field| + "
+            "relative_metric_floor, integrated on the cell's grid: the vacuum tail of a "
+            "surface field, which STM images, counts like the bulk). Periodic cells need "
+            "'overlap' or 'relative'."
+        ),
+    )
+    relative_metric_floor: float = Field(
+        1e-5,
+        gt=0,
+        description=(
+            "With metric='relative': the floor added to |field| in the weight of the fit "
+            "error, bohr^-3. Below it the fit error counts as an absolute one, so that the "
+            "far vacuum, where Gaussians cannot follow an exponential decay, does not "
+            "dominate; keep it below the STM isovalues of interest."
         ),
     )
     constrain_charge: bool = Field(
