@@ -17,7 +17,10 @@ from rhocore.plugins import KINDS, PluginError, get_plugin_manager, get_registry
 
 
 class UserFacingGroup(click.Group):
-    """A click group that turns expected user errors into one-line messages."""
+    """A click group that turns expected user errors into one-line messages.
+
+    Line breaks inside a message are folded, so that each error is one line.
+    """
 
     def invoke(self, ctx: click.Context):
         from rhocore.backend import BackendSetupError
@@ -32,7 +35,7 @@ class UserFacingGroup(click.Group):
             FileNotFoundError,
             ValueError,
         ) as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(" ".join(str(error).split())) from None
 
 
 @click.group(cls=UserFacingGroup)
