@@ -827,23 +827,35 @@ class Dataset:
                 "is damaged",
                 field=missing[0],
             )
-        energies = self._array(group, index, "orbital_energies")
-        if energies.ndim != 3:
-            raise DatasetError(
-                f"{self.path}: structure {index}: field 'orbital_energies' has shape "
-                f"{energies.shape}, expected (n_spin, n_k, n_state); the entry is damaged",
-                field="orbital_energies",
-            )
+        arrays = {
+            name: self._array(group, index, name)
+            for name in ("orbital_energies", "orbital_occupations", "weights")
+        }
+        shape = self._orbital_shape(arrays, index)
         fermi, vacuum = attrs.get("fermi_level"), attrs.get("vacuum_level")
         entry.orbitals = OrbitalData(
-            energies=energies,
-            occupations=self._array(group, index, "orbital_occupations", energies.shape),
-            k_weights=self._array(group, index, "k_weights", (energies.shape[1],)),
+            energies=arrays["orbital_energies"],
+            occupations=arrays["orbital_occupations"],
+            k_weights=self._array(group, index, "k_weights", (shape[1],)),
             fermi_level=None if fermi is None else float(fermi),
             vacuum_level=None if vacuum is None else float(vacuum),
         )
-        entry.weights = self._array(group, index, "weights", energies.shape)
+        entry.weights = arrays["weights"]
         return entry
+
+    def _orbital_shape(self, arrays: dict[str, np.ndarray], index: int) -> tuple[int, ...]:
+        """The (n_spin, n_k, n_state) shape the orbital arrays share; the odd one out is named."""
+        shapes = [array.shape for array in arrays.values()]
+        shape = max(shapes, key=shapes.count)  # two of three agree: the third is damaged
+        for name, array in arrays.items():
+            if array.shape != shape or len(shape) != 3:
+                raise DatasetError(
+                    f"{self.path}: structure {index}: field '{name}' has shape {array.shape}, "
+                    f"the other orbital arrays {shape} (n_spin, n_k, n_state); the entry is "
+                    "damaged",
+                    field=name,
+                )
+        return shape
 
     def _fit(self, group: h5py.Group, index: int) -> RIFit:
         size = self._size(group, index)
