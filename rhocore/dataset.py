@@ -6,8 +6,10 @@ the data. Each structure is the group ``/structures/<index>``, ``index`` being i
 in the input structure list. :class:`DatasetWriter` adds entries crash-safely: an entry is
 built under ``/tmp/<index>`` and moved into ``/structures`` in one link operation followed
 by a flush, and HDF5 metadata is kept in memory until that flush, so a killed run leaves
-only complete entries. :class:`Dataset` reads lazily and survives pickling into data-loader
-worker processes.
+only complete entries; it refuses entries with NaN, infinity or shapes that do not fit the
+layout. :class:`Dataset` reads lazily, survives pickling into data-loader worker processes
+and checks what it reads, so that a damaged file is a :class:`DatasetError` naming the
+file, the entry and the field. See docs/datasets.rst.
 """
 
 from __future__ import annotations
