@@ -25,6 +25,7 @@ from typing import Any, Literal
 import ase
 import h5py
 import numpy as np
+from ase.data import chemical_symbols
 
 from rhocore.backend import OrbitalData, RIFit
 from rhocore.basis import BasisLayout
@@ -760,10 +761,12 @@ class Dataset:
 
     def _atoms(self, group: h5py.Group, index: int) -> ase.Atoms:
         numbers = self._array(group, index, "numbers")
-        if numbers.ndim != 1 or numbers.dtype.kind not in "iu":
+        known = numbers.ndim == 1 and numbers.dtype.kind in "iu"
+        if not known or not np.all((numbers > 0) & (numbers < len(chemical_symbols))):
             raise DatasetError(
-                f"{self.path}: structure {index}: field 'numbers' must be a vector of integers, "
-                f"found {numbers.dtype} of shape {numbers.shape}; the entry is damaged",
+                f"{self.path}: structure {index}: field 'numbers' must hold atomic numbers, "
+                f"found {numbers.dtype} of shape {numbers.shape}: {numbers!r:.60}; the entry "
+                "is damaged",
                 field="numbers",
             )
         return ase.Atoms(

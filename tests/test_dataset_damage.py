@@ -181,3 +181,15 @@ def test_unknown_integrals_may_be_all_nan_but_not_partly(tmp_path):
         with pytest.raises(DatasetError, match="integrals hold NaN"):
             writer.write(partly)
     assert check_dataset(path).ok
+
+
+@pytest.mark.parametrize("numbers", [[8, 999, 1], [8, 0, 1], [8, -1, 1]])
+def test_an_atomic_number_that_is_no_element_is_named(original, tmp_path, numbers):
+    path = tmp_path / "numbers.h5"
+    shutil.copy(original, path)
+    with h5py.File(path, "a") as handle:
+        handle["structures/2/numbers"][...] = numbers
+    with pytest.raises(DatasetError, match=r"structure 2: field 'numbers' must hold atomic") as e:
+        dataset_info(path)
+    assert e.value.field == "numbers"
+    assert [(p.entry, p.field) for p in check_dataset(path).problems] == [("2", "numbers")]

@@ -137,7 +137,10 @@ def _read_info(path: Path, writing: bool) -> DatasetInfo:
             atoms_per_element.update(symbols)
             structures_per_element.update(symbols.keys())
             if index not in info.failed and metadata.layout is not None:
-                info.n_coefficients += metadata.layout.size(numbers)
+                try:
+                    info.n_coefficients += metadata.layout.size(numbers)
+                except ValueError as error:
+                    raise DatasetError(f"{path}: structure {index}: {error}") from None
         order = sorted(atoms_per_element, key=chemical_symbols.index)
         info.atoms_per_element = {symbol: atoms_per_element[symbol] for symbol in order}
         info.structures_per_element = {symbol: structures_per_element[symbol] for symbol in order}

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rhocore_aims.parsers import aims_out, basis_info, cube, eigenvalues, grid, ri_files, summary
@@ -253,16 +252,13 @@ def test_damaged_files_parse_or_raise_an_error_naming_them(tmp_path, case, edits
     assert_parses_or_names_the_file(parse, folder / name)
 
 
-REAL_AIMS_OUT = shared_data_dir() / "aims_outputs" / "He_gw" / "He_scGW_ontop_PBE.out"
-
-
-@pytest.mark.skipif(not REAL_AIMS_OUT.is_file(), reason=f"shared data absent: {REAL_AIMS_OUT}")
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(edits=EDITS)
-def test_damaged_real_aims_out_parses_or_names_the_file(tmp_path, edits):
+def test_damaged_real_aims_out_parses_or_names_the_file(shared_data, tmp_path, edits):
+    real = shared_data / "aims_outputs" / "He_gw" / "He_scGW_ontop_PBE.out"
     path = tmp_path / "aims.out"
-    path.write_bytes(damaged(REAL_AIMS_OUT.read_bytes(), edits))
-    assert_parses_or_names_the_file(lambda p: aims_out.summary_json(p), path)
+    path.write_bytes(damaged(real.read_bytes(), edits))
+    assert_parses_or_names_the_file(aims_out.summary_json, path)
 
 
 def with_word(text: str, line: int, word: int, value: str) -> str:
