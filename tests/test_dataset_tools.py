@@ -231,3 +231,15 @@ def test_merge_does_not_copy_a_damaged_entry(tmp_path):
     with pytest.raises(DatasetError, match=r"entry 1 of .*a\.h5 cannot be copied: .*overlap hold"):
         merge_datasets(tmp_path / "out.h5", [source], progress=False)
     assert Dataset(tmp_path / "out.h5").indices() == [0]
+
+
+def test_commands_on_a_truncated_file_print_one_line_naming_it(small, tmp_path):
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(small.read_bytes()[:3000])
+    for command in ("info", "check"):
+        result = invoke(command, truncated)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1 and str(truncated) in result.output
+    result = invoke("merge", tmp_path / "out.h5", small, truncated, "--renumber")
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert str(truncated) in result.output and not (tmp_path / "out.h5").exists()
