@@ -34,9 +34,10 @@ class BackendSetupError(Exception):
 
 
 class PluginOptions(BaseModel):
-    """Base of every plugin's ``Options``: unknown fields are errors, not ignored."""
+    """Base of every plugin's ``Options``: unknown fields and NaN or infinite numbers are
+    errors, not ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass

@@ -17,7 +17,10 @@ from rhocore.plugins import KINDS, PluginError, get_plugin_manager, get_registry
 
 
 class UserFacingGroup(click.Group):
-    """A click group that turns expected user errors into one-line messages."""
+    """A click group that turns expected user errors into one-line messages.
+
+    Line breaks inside a message are folded, so that each error is one line.
+    """
 
     def invoke(self, ctx: click.Context):
         from rhocore.backend import BackendSetupError
@@ -32,7 +35,7 @@ class UserFacingGroup(click.Group):
             FileNotFoundError,
             ValueError,
         ) as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(" ".join(str(error).split())) from None
 
 
 @click.group(cls=UserFacingGroup)
@@ -91,6 +94,51 @@ def generate(config: Path, output: Path) -> None:
     click.echo(summary.table())
     if summary.failed:
         sys.exit(1)
+
+
+@cli.group()
+def dataset() -> None:
+    """Inspect, verify and merge dataset files."""
+
+
+_DATASET_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@dataset.command()
+@click.argument("path", metavar="DATASET", type=_DATASET_FILE)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(path: Path, as_json: bool) -> None:
+    """What DATASET holds; works while `rhocore generate` is still writing it."""
+    from rhocore.workflows.dataset_info import dataset_info
+
+    summary = dataset_info(path)
+    click.echo(json.dumps(summary.as_dict(), indent=1) if as_json else summary.table())
+
+
+@dataset.command()
+@click.argument("path", metavar="DATASET", type=_DATASET_FILE)
+@click.option(
+    "--rtol", type=float, default=1e-8, show_default=True, help="Tolerance of S = S^T, w = S d."
+)
+def check(path: Path, rtol: float) -> None:
+    """Verify every entry of DATASET; exit status 1 when anything is wrong."""
+    from rhocore.workflows.dataset_check import check_dataset
+
+    report = check_dataset(path, rtol)
+    click.echo(report.table())
+    if not report.ok:
+        sys.exit(1)
+
+
+@dataset.command()
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=_DATASET_FILE)
+@click.option("--renumber", is_flag=True, help="Number the inputs' entries one after another.")
+def merge(output: Path, inputs: tuple[Path, ...], renumber: bool) -> None:
+    """Merge datasets INPUTS into OUTPUT (an existing OUTPUT is completed)."""
+    from rhocore.workflows.dataset_merge import merge_datasets
+
+    click.echo(merge_datasets(output, list(inputs), renumber=renumber).table())
 
 
 @cli.command()

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import ase
-import ase.io
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rhocore.backend import PluginOptions, QCBackend
 from rhocore.plugins import Kind, PluginError, Registry, get_registry
+from rhocore.structure_files import StructureError, read_structure_file
 from rhocore.target import Target
 
 
@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PluginChoice(_Strict):
@@ -104,10 +104,9 @@ class ResolvedConfig:
         if not path.exists():
             raise ConfigError(f"structures.file: '{path}' does not exist")
         try:
-            frames = ase.io.read(path, index=spec.index, format=spec.format)
-        except Exception as error:
-            raise ConfigError(f"structures.file: ASE cannot read '{path}': {error}") from error
-        return frames if isinstance(frames, list) else [frames]
+            return read_structure_file(path, spec.index, spec.format)
+        except StructureError as error:
+            raise ConfigError(f"structures.file: {error}") from error
 
     def to_dict(self) -> dict[str, Any]:
         """The fully expanded configuration, every default written out."""
@@ -138,12 +137,20 @@ def load_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """The YAML parser's complaint in one line, with its line and column."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())
 
 
 def resolve_config(
@@ -192,16 +199,26 @@ def _resolve_plugin(
     try:
         cls = registry.get(kind, choice.name)
     except PluginError as error:
-        raise ConfigError(f"{source}: {kind}.name: {error}") from None
+        raise ConfigError(" ".join(f"{source}: {kind}.name: {error}".split())) from None
     return cls, _validate(cls.Options, choice.options, source, f"{kind}.options")
 
 
 def _validate(model: type[BaseModel], data: Any, source: str, prefix: str) -> Any:
+    """``data`` validated by ``model``; every problem in one line, by YAML path."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
         problems = []
         for item in error.errors():
             path = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
-            problems.append(f"  {path or '(top level)'}: {item['msg']}")
-        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None
+            problem = f"{path or '(top level)'}: {item['msg']}"
+            if item["type"] != "missing":
+                problem += f" (got {_short(item['input'])})"
+            problems.append(" ".join(problem.split()))
+        raise ConfigError(f"{source}: invalid configuration: " + "; ".join(problems)) from None
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut to ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -6,15 +6,18 @@ the data. Each structure is the group ``/structures/<index>``, ``index`` being i
 in the input structure list. :class:`DatasetWriter` adds entries crash-safely: an entry is
 built under ``/tmp/<index>`` and moved into ``/structures`` in one link operation followed
 by a flush, and HDF5 metadata is kept in memory until that flush, so a killed run leaves
-only complete entries. :class:`Dataset` reads lazily and survives pickling into data-loader
-worker processes.
+only complete entries; it refuses entries with NaN, infinity or shapes that do not fit the
+layout. :class:`Dataset` reads lazily, survives pickling into data-loader worker processes
+and checks what it reads, so that a damaged file is a :class:`DatasetError` naming the
+file, the entry and the field. See docs/datasets.rst.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +25,7 @@ from typing import Any, Literal
 import ase
 import h5py
 import numpy as np
+from ase.data import chemical_symbols
 
 from rhocore.backend import OrbitalData, RIFit
 from rhocore.basis import BasisLayout
@@ -49,8 +53,25 @@ UNITS: dict[str, str] = {
 
 Status = Literal["done", "failed"]
 STATUSES: tuple[str, ...] = ("done", "failed")
-_STRUCTURES = "structures"
-_TMP = "tmp"
+#: Group of the finished entries, one subgroup per structure index.
+STRUCTURES_GROUP = "structures"
+#: Group where a writer builds an entry before moving it into place; it exists only while
+#: a writer has the file open (or was killed), and a subgroup in it is a partial entry.
+STAGING_GROUP = "tmp"
+#: Orbital arrays of a done entry: all of them, or none (fits imported without orbitals).
+ORBITAL_ARRAYS: tuple[str, ...] = (
+    "orbital_energies",
+    "orbital_occupations",
+    "k_weights",
+    "weights",
+)
+#: HDF5 file-format version a writer uses. The 1.8 format checksums the file's metadata,
+#: so damage reads as an error where the oldest format can crash HDF5 itself; HDF5 >= 1.8
+#: reads it. (The 1.10 format adds a superblock flag that a killed writer leaves set, and
+#: that locks readers out of the file until `h5clear` resets it.)
+LIBVER = ("v108", "v108")
+#: What h5py raises on a damaged file or object (it has no exception type of its own).
+_READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, UnicodeDecodeError)
 
 
 #: Root attributes that hold :class:`DatasetMetadata`.
@@ -71,7 +92,14 @@ NO_LAYOUT = "null"
 
 
 class DatasetError(ValueError):
-    """A dataset file that cannot be read or extended as asked."""
+    """A dataset file that cannot be read or extended as asked.
+
+    ``field`` names the array or attribute of an entry that is damaged, where one is.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -112,15 +140,24 @@ class DatasetMetadata:
                 f"{source} is a rhocore dataset without the root attributes {missing}"
             )
         text = {name: str(attrs[name]) for name in METADATA_ATTRS}
+
+        def parsed(name: str, parse: Any) -> Any:
+            try:
+                return parse(text[name])
+            except (ValueError, TypeError, AttributeError) as error:
+                raise DatasetError(
+                    f"{source}: root attribute '{name}' is damaged ({error}): {text[name]!r:.80}"
+                ) from None
+
         return cls(
             backend_name=text["backend_name"],
             backend_version=text["backend_version"],
-            backend_options=json.loads(text["backend_options"]),
+            backend_options=parsed("backend_options", _json_mapping),
             target_name=text["target_name"],
-            target_options=json.loads(text["target_options"]),
+            target_options=parsed("target_options", _json_mapping),
             layout=None
             if text["basis_layout"] == NO_LAYOUT
-            else BasisLayout.from_json(text["basis_layout"]),
+            else parsed("basis_layout", BasisLayout.from_json),
             metric_kind=text["metric_kind"],
             rhocore_version=text["rhocore_version"],
         )
@@ -179,6 +216,28 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def _json_mapping(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+@contextmanager
+def _reading(path: Path, what: str, field: str | None = None) -> Iterator[None]:
+    """Turn whatever h5py raises on a damaged file into a :class:`DatasetError` naming ``what``."""
+    try:
+        yield
+    except DatasetError:
+        raise
+    except _READ_ERRORS as error:
+        raise DatasetError(
+            f"{path}: {what} cannot be read ({type(error).__name__}: {error}); the file is "
+            f"damaged. `rhocore dataset check {path}` lists what is broken.",
+            field=field,
+        ) from None
+
+
 def _check_format(handle: h5py.File, path: Path) -> int:
     """The format version of an open file, or a :class:`DatasetError` saying what is wrong."""
     kind = handle.attrs.get("format")
@@ -215,10 +274,41 @@ def _upgraded_attrs(handle: h5py.File, version: int, path: Path) -> dict[str, An
 
 
 def _indices(handle: h5py.File, statuses: tuple[str, ...]) -> list[int]:
-    group = handle.get(_STRUCTURES)
-    if group is None:
-        return []
-    return sorted(int(name) for name, entry in group.items() if entry.attrs["status"] in statuses)
+    return sorted(index for index, status in entry_statuses(handle).items() if status in statuses)
+
+
+def entry_statuses(handle: h5py.File) -> dict[int, str]:
+    """Status of every entry of an open dataset file, by index; a damaged one is an error."""
+    path = Path(handle.filename)
+    with _reading(path, f"group /{STRUCTURES_GROUP}"):
+        group = handle.get(STRUCTURES_GROUP)
+        if group is None:
+            return {}
+        statuses = {}
+        for name in group:
+            statuses[_entry_index(name, path)] = _entry_status(group[name], path, name)
+        return statuses
+
+
+def _entry_index(name: str, path: Path) -> int:
+    if not name.isdigit():
+        raise DatasetError(
+            f"{path}: /{STRUCTURES_GROUP}/{name} is not a structure index; the file was "
+            "edited by something other than rhocore"
+        )
+    return int(name)
+
+
+def _entry_status(entry: h5py.Group | h5py.Dataset, path: Path, name: str) -> str:
+    with _reading(path, f"structure {name}", "status"):
+        status = entry.attrs.get("status") if isinstance(entry, h5py.Group) else None
+        if status not in STATUSES:
+            raise DatasetError(
+                f"{path}: structure {name} has status {status!r}, not one of {STATUSES}; the "
+                "entry is damaged",
+                field="status",
+            )
+        return str(status)
 
 
 class DatasetWriter:
@@ -248,19 +338,25 @@ class DatasetWriter:
         if not self.path.exists():
             self._create()
         try:
-            handle = h5py.File(self.path, "a")
+            handle = h5py.File(self.path, "a", libver=LIBVER)
         except OSError as error:
+            if _is_lock_error(error):
+                raise DatasetError(
+                    f"{self.path} is open for writing in another process (a running `rhocore "
+                    "generate`?); a dataset takes one writer at a time"
+                ) from None
             raise DatasetError(
                 f"{self.path} exists but is not an HDF5 file ({error}); use a new output path"
             ) from error
         try:
-            _allow_metadata_writes(handle, False)
-            self._check_existing(handle)
-            if _TMP in handle:
-                del handle[_TMP]
-            handle.create_group(_TMP)
-            handle.flush()
-            _allow_metadata_writes(handle, True)
+            with _reading(self.path, "the dataset"):
+                _allow_metadata_writes(handle, False)
+                self._check_existing(handle)
+                if STAGING_GROUP in handle:
+                    del handle[STAGING_GROUP]
+                handle.create_group(STAGING_GROUP)
+                handle.flush()
+                _allow_metadata_writes(handle, True)
         except BaseException:
             handle.close()
             raise
@@ -269,20 +365,29 @@ class DatasetWriter:
     def _create(self) -> None:
         """Write a complete empty dataset next to ``path``, then rename it into place."""
         partial = self.path.with_name(self.path.name + ".partial")
-        with h5py.File(partial, "w") as handle:
+        with h5py.File(partial, "w", libver=LIBVER) as handle:
             handle.attrs["format"] = FORMAT
             handle.attrs["format_version"] = FORMAT_VERSION
             handle.attrs["units"] = _json(UNITS)
             for name, value in self.metadata.to_attrs().items():
                 handle.attrs[name] = value
-            handle.create_group(_STRUCTURES)
+            handle.create_group(STRUCTURES_GROUP)
         os.replace(partial, self.path)
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Drop the empty staging group, flush and close the file.
+
+        A staging group in a file nobody writes thus tells of a writer that was killed.
+        """
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            handle, self._file = self._file, None
+            try:
+                if STAGING_GROUP in handle and not len(handle[STAGING_GROUP]):
+                    _allow_metadata_writes(handle, False)
+                    del handle[STAGING_GROUP]
+                    handle.flush()
+            finally:
+                handle.close()
 
     def _check_existing(self, handle: h5py.File) -> None:
         version = _check_format(handle, self.path)
@@ -334,7 +439,7 @@ class DatasetWriter:
         _check_entry(entry, self.metadata, self.path)
         handle = self.file
         name = str(int(entry.index))
-        final = f"{_STRUCTURES}/{name}"
+        final = f"{STRUCTURES_GROUP}/{name}"
         replaces_failed = False
         if final in handle:
             replaces_failed = self.retry_failed and handle[final].attrs["status"] == "failed"
@@ -343,7 +448,7 @@ class DatasetWriter:
                     f"structure {name} is already in {self.path} (status "
                     f"{handle[final].attrs['status']}); entries are never overwritten"
                 )
-        staging = f"{_TMP}/{name}"
+        staging = f"{STAGING_GROUP}/{name}"
         _allow_metadata_writes(handle, False)
         try:
             if staging in handle:
@@ -358,6 +463,23 @@ class DatasetWriter:
             handle.flush()
         finally:
             _allow_metadata_writes(handle, True)
+
+
+def is_being_written(path: Path | str) -> bool:
+    """True when another process holds the HDF5 write lock of ``path`` (a running writer).
+
+    On file systems without locks (some network file systems) this is always False.
+    """
+    try:
+        h5py.File(path, "r").close()
+    except OSError as error:
+        return _is_lock_error(error)
+    return False
+
+
+def _is_lock_error(error: OSError) -> bool:
+    """True when HDF5 refused a file because another process holds its lock."""
+    return "unable to lock file" in str(error)
 
 
 def _allow_metadata_writes(handle: h5py.File, allowed: bool) -> None:
@@ -377,31 +499,66 @@ def _allow_metadata_writes(handle: h5py.File, allowed: bool) -> None:
 
 
 def _check_entry(entry: DatasetEntry, metadata: DatasetMetadata, path: Path) -> None:
+    """Refuse an entry that would be stored damaged: wrong shapes, NaN or infinity."""
     where = f"structure {entry.index} for {path}"
     if entry.status not in STATUSES:
         raise DatasetError(f"{where}: status {entry.status!r} is not one of {STATUSES}")
+    atoms = entry.atoms
+    for name, value in (("positions", atoms.positions), ("cell", atoms.cell.array)):
+        if not np.all(np.isfinite(value)):
+            raise DatasetError(f"{where}: the structure's {name} hold NaN or infinity")
     if entry.status == "failed":
         if not entry.reason:
             raise DatasetError(f"{where}: a failed entry needs a reason")
         return
-    if entry.fit is None:
+    fit = entry.fit
+    if fit is None:
         raise DatasetError(f"{where}: a done entry needs a fit")
     if (entry.orbitals is None) != (entry.weights is None):
         raise DatasetError(f"{where}: orbitals and weights come together, or not at all")
     _merged_layout(metadata.layout, entry, path)
-    if entry.fit.metric_kind != metadata.metric_kind:
+    if fit.metric_kind != metadata.metric_kind:
         raise DatasetError(
-            f"{where}: the fit uses the {entry.fit.metric_kind} metric, the dataset "
+            f"{where}: the fit uses the {fit.metric_kind} metric, the dataset "
             f"the {metadata.metric_kind} metric"
         )
-    size = entry.fit.layout.size(entry.atoms.numbers)
-    if entry.fit.coefficients.shape != (size,) or entry.fit.metric.shape != (size, size):
+    try:
+        size = fit.layout.size(atoms.numbers)
+    except ValueError as error:
+        raise DatasetError(f"{where}: {error}") from None
+    if np.shape(fit.coefficients) != (size,) or np.shape(fit.metric) != (size, size):
         raise DatasetError(
-            f"{where}: coefficients {entry.fit.coefficients.shape} and metric "
-            f"{entry.fit.metric.shape} do not match the {size} basis functions of the layout"
+            f"{where}: coefficients {np.shape(fit.coefficients)} and metric "
+            f"{np.shape(fit.metric)} do not match the {size} basis functions of the layout"
         )
-    if entry.orbitals is not None and np.shape(entry.weights) != entry.orbitals.energies.shape:
-        raise DatasetError(f"{where}: weights and orbital energies differ in shape")
+    arrays = {"coefficients": fit.coefficients, "overlap": fit.metric}
+    arrays |= {"projections": fit.projections, "integrals": fit.integrals}
+    if entry.orbitals is not None:
+        orbitals = entry.orbitals
+        if np.shape(entry.weights) != orbitals.energies.shape:
+            raise DatasetError(f"{where}: weights and orbital energies differ in shape")
+        arrays |= {"orbital_energies": orbitals.energies, "weights": entry.weights}
+        arrays |= {"orbital_occupations": orbitals.occupations, "k_weights": orbitals.k_weights}
+    for name in ("projections", "integrals"):
+        if np.shape(arrays[name]) != (size,):
+            raise DatasetError(
+                f"{where}: {name} have shape {np.shape(arrays[name])}, the layout gives ({size},)"
+            )
+    for name, value in arrays.items():
+        if not finite_or_unknown(name, value):
+            raise DatasetError(f"{where}: {name} hold NaN or infinity; refusing to store them")
+
+
+def finite_or_unknown(name: str, values: np.ndarray) -> bool:
+    """True when every value is finite, or ``name`` is the integrals and all are NaN.
+
+    Codes that do not compute the integrals of their basis functions (FHI-aims) store
+    them as all-NaN: "not known".
+    """
+    values = np.asarray(values, dtype=float)
+    if name == "integrals" and values.size and np.all(np.isnan(values)):
+        return True
+    return bool(np.all(np.isfinite(values)))
 
 
 def _merged_layout(layout: BasisLayout | None, entry: DatasetEntry, path: Path) -> BasisLayout:
@@ -459,14 +616,20 @@ class Dataset:
 
     The HDF5 file opens on first access and again in every process this object is
     pickled into (data-loader workers), never sharing a handle across processes.
+    ``locking=False`` reads a file another process is writing (for inspection: what it
+    reads may change under it); by default HDF5's file lock refuses that.
+    Every read checks shapes against the basis layout, so a damaged entry is a
+    :class:`DatasetError` naming the file, the entry and the field.
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, locking: bool = True):
         self.path = Path(path)
+        self.locking = locking
         self._file: h5py.File | None = None
         self._pid: int | None = None
         self._metadata: DatasetMetadata | None = None
         self._attrs: dict[str, Any] = {}
+        self._version = FORMAT_VERSION
         if not self.path.is_file():
             raise DatasetError(f"dataset file {self.path} does not exist")
 
@@ -475,13 +638,20 @@ class Dataset:
         """The open HDF5 file of this process."""
         if self._file is None or self._pid != os.getpid():
             try:
-                handle = h5py.File(self.path, "r")
+                handle = h5py.File(self.path, "r", locking=None if self.locking else False)
             except OSError as error:
+                if _is_lock_error(error):
+                    raise DatasetError(
+                        f"{self.path} is being written by another process (a running `rhocore "
+                        "generate`?); wait for it to finish, or look at it with `rhocore "
+                        "dataset info`"
+                    ) from None
                 raise DatasetError(f"{self.path} is not a readable HDF5 file: {error}") from error
             try:
-                version = _check_format(handle, self.path)
-                self._attrs = _upgraded_attrs(handle, version, self.path)
-                self._metadata = DatasetMetadata.from_attrs(self._attrs, str(self.path))
+                with _reading(self.path, "the root attributes"):
+                    version = self._version = _check_format(handle, self.path)
+                    self._attrs = _upgraded_attrs(handle, version, self.path)
+                    self._metadata = DatasetMetadata.from_attrs(self._attrs, str(self.path))
             except BaseException:
                 handle.close()
                 raise
@@ -508,10 +678,21 @@ class Dataset:
         return self._metadata
 
     @property
+    def format_version(self) -> int:
+        """Format version of the file as stored (it is read as the current one)."""
+        _ = self.file
+        return self._version
+
+    @property
     def units(self) -> dict[str, str]:
         """Units of the stored quantities."""
         _ = self.file
-        return json.loads(self._attrs.get("units", "{}"))
+        try:
+            return _json_mapping(self._attrs.get("units", "{}"))
+        except ValueError as error:
+            raise DatasetError(
+                f"{self.path}: root attribute 'units' is damaged ({error})"
+            ) from None
 
     def indices(self, status: Literal["done", "failed", "all"] = "done") -> list[int]:
         """Sorted indices of the entries with ``status`` (``"all"``: done and failed)."""
@@ -525,71 +706,184 @@ class Dataset:
         """Number of entries by status."""
         return {status: len(self.indices(status)) for status in STATUSES}  # type: ignore[arg-type]
 
+    def entry_names(self) -> list[str]:
+        """Names of the groups in /structures as stored (structure indices, unless damaged)."""
+        with _reading(self.path, f"group /{STRUCTURES_GROUP}"):
+            group = self.file.get(STRUCTURES_GROUP)
+            return [] if group is None else list(group)
+
+    def staging_entries(self) -> list[str] | None:
+        """Partial entries in the staging group; None when the file has none.
+
+        Writers drop the empty group on a clean close, so a list (even empty) means a
+        writer has the file open now, or was killed.
+        """
+        with _reading(self.path, f"group /{STAGING_GROUP}"):
+            group = self.file.get(STAGING_GROUP)
+            return None if group is None else sorted(group)
+
     def _group(self, index: int, *, done: bool = True) -> h5py.Group:
-        group = self.file.get(f"{_STRUCTURES}/{int(index)}")
-        if group is None:
-            raise DatasetError(f"structure {index} is not in {self.path}")
-        if done and group.attrs["status"] != "done":
-            raise DatasetError(f"structure {index} of {self.path} failed: {group.attrs['reason']}")
-        return group
+        name = f"{STRUCTURES_GROUP}/{int(index)}"
+        with _reading(self.path, f"structure {index}"):
+            group = self.file.get(name)
+            if group is None:
+                raise DatasetError(f"structure {index} is not in {self.path}")
+            status = _entry_status(group, self.path, str(index))
+            if done and status != "done":
+                reason = group.attrs.get("reason", "no reason recorded")
+                raise DatasetError(f"structure {index} of {self.path} failed: {reason}")
+            return group
+
+    def _array(
+        self, group: h5py.Group, index: int, name: str, shape: tuple[int, ...] | None = None
+    ) -> np.ndarray:
+        """Array ``name`` of entry ``index``, checked to have ``shape`` where given."""
+        where = f"{self.path}: structure {index}"
+        with _reading(self.path, f"structure {index}, field '{name}'", name):
+            item = group.get(name)
+            if not isinstance(item, h5py.Dataset):
+                found = "missing" if item is None else "a group, not an array"
+                raise DatasetError(
+                    f"{where}: field '{name}' is {found}; the entry is damaged", field=name
+                )
+            value = np.asarray(item[()])
+        if shape is not None and value.shape != shape:
+            raise DatasetError(
+                f"{where}: field '{name}' has shape {value.shape}, expected {shape}; the entry "
+                "is damaged",
+                field=name,
+            )
+        return value
 
     def atoms(self, index: int) -> ase.Atoms:
         """The structure of entry ``index`` (positions in angstrom)."""
-        group = self._group(index, done=False)
+        return self._atoms(self._group(index, done=False), index)
+
+    def _atoms(self, group: h5py.Group, index: int) -> ase.Atoms:
+        numbers = self._array(group, index, "numbers")
+        known = numbers.ndim == 1 and numbers.dtype.kind in "iu"
+        if not known or not np.all((numbers > 0) & (numbers < len(chemical_symbols))):
+            raise DatasetError(
+                f"{self.path}: structure {index}: field 'numbers' must hold atomic numbers, "
+                f"found {numbers.dtype} of shape {numbers.shape}: {numbers!r:.60}; the entry "
+                "is damaged",
+                field="numbers",
+            )
         return ase.Atoms(
-            numbers=group["numbers"][()],
-            positions=group["positions"][()],
-            cell=group["cell"][()],
-            pbc=group["pbc"][()],
+            numbers=numbers,
+            positions=self._array(group, index, "positions", (len(numbers), 3)),
+            cell=self._array(group, index, "cell", (3, 3)),
+            pbc=self._array(group, index, "pbc", (3,)),
         )
+
+    def _size(self, group: h5py.Group, index: int) -> int:
+        """Number of basis functions of entry ``index`` by the dataset's layout."""
+        numbers = self._atoms(group, index).numbers
+        layout = self.metadata.layout
+        if layout is None:
+            raise DatasetError(
+                f"{self.path} has done entries but no basis layout; the file is damaged"
+            )
+        try:
+            return layout.size(numbers)
+        except ValueError as error:
+            raise DatasetError(f"{self.path}: structure {index}: {error}") from None
 
     def coefficients(self, index: int) -> np.ndarray:
         """RI coefficients d of entry ``index`` in canonical order (bohr^-3)."""
-        return self._group(index)["coefficients"][()]
+        group = self._group(index)
+        return self._array(group, index, "coefficients", (self._size(group, index),))
 
     def overlap(self, index: int) -> np.ndarray:
         """Metric matrix S of entry ``index`` (overlap or Coulomb, see ``metric_kind``)."""
-        return self._group(index)["overlap"][()]
+        group = self._group(index)
+        size = self._size(group, index)
+        return self._array(group, index, "overlap", (size, size))
 
     def entry(self, index: int) -> DatasetEntry:
         """Everything stored for entry ``index``, done or failed."""
         group = self._group(index, done=False)
-        attrs = group.attrs
-        total = attrs.get("total_energy_eV")
-        expected = attrs.get("expected_integral")
-        entry = DatasetEntry(
-            index=int(index),
-            atoms=self.atoms(index),
-            fit=None,
-            orbitals=None,
-            weights=None,
-            total_energy=None if total is None else float(total),
-            scf_converged=bool(attrs["scf_converged"]),
-            status=str(attrs["status"]),
-            reason=str(attrs.get("reason", "")),
-            expected_integral=None if expected is None else float(expected),
-        )
+        with _reading(self.path, f"structure {index}, attributes", "attributes"):
+            attrs = dict(group.attrs)
+            total = attrs.get("total_energy_eV")
+            expected = attrs.get("expected_integral")
+            entry = DatasetEntry(
+                index=int(index),
+                atoms=self._atoms(group, index),
+                fit=None,
+                orbitals=None,
+                weights=None,
+                total_energy=None if total is None else float(total),
+                scf_converged=bool(attrs.get("scf_converged", False)),
+                status=str(attrs["status"]),
+                reason=str(attrs.get("reason", "")),
+                expected_integral=None if expected is None else float(expected),
+            )
         if entry.status != "done":
             return entry
-        metadata = self.metadata
-        entry.fit = RIFit(
-            coefficients=group["coefficients"][()],
-            projections=group["projections"][()],
-            metric=group["overlap"][()],
-            metric_kind=metadata.metric_kind,  # type: ignore[arg-type]
-            layout=metadata.layout,
-            integrals=group["integrals"][()],
-            field_state={key: value[()] for key, value in group["field_state"].items()},
-        )
-        if "orbital_energies" not in group:
+        entry.fit = self._fit(group, index)
+        present = [name for name in ORBITAL_ARRAYS if name in group]
+        if not present:
             return entry
+        if len(present) != len(ORBITAL_ARRAYS):
+            missing = sorted(set(ORBITAL_ARRAYS) - set(present))
+            raise DatasetError(
+                f"{self.path}: structure {index} has orbital data without {missing}; the entry "
+                "is damaged",
+                field=missing[0],
+            )
+        arrays = {
+            name: self._array(group, index, name)
+            for name in ("orbital_energies", "orbital_occupations", "weights")
+        }
+        shape = self._orbital_shape(arrays, index)
         fermi, vacuum = attrs.get("fermi_level"), attrs.get("vacuum_level")
         entry.orbitals = OrbitalData(
-            energies=group["orbital_energies"][()],
-            occupations=group["orbital_occupations"][()],
-            k_weights=group["k_weights"][()],
+            energies=arrays["orbital_energies"],
+            occupations=arrays["orbital_occupations"],
+            k_weights=self._array(group, index, "k_weights", (shape[1],)),
             fermi_level=None if fermi is None else float(fermi),
             vacuum_level=None if vacuum is None else float(vacuum),
         )
-        entry.weights = group["weights"][()]
+        entry.weights = arrays["weights"]
         return entry
+
+    def _orbital_shape(self, arrays: dict[str, np.ndarray], index: int) -> tuple[int, ...]:
+        """The (n_spin, n_k, n_state) shape the orbital arrays share; the odd one out is named."""
+        shapes = [array.shape for array in arrays.values()]
+        shape = max(shapes, key=shapes.count)  # two of three agree: the third is damaged
+        for name, array in arrays.items():
+            if array.shape != shape or len(shape) != 3:
+                raise DatasetError(
+                    f"{self.path}: structure {index}: field '{name}' has shape {array.shape}, "
+                    f"the other orbital arrays {shape} (n_spin, n_k, n_state); the entry is "
+                    "damaged",
+                    field=name,
+                )
+        return shape
+
+    def _fit(self, group: h5py.Group, index: int) -> RIFit:
+        size = self._size(group, index)
+        shapes = {"coefficients": (size,), "overlap": (size, size)}
+        shapes |= {"projections": (size,), "integrals": (size,)}
+        arrays = {name: self._array(group, index, name, shape) for name, shape in shapes.items()}
+        with _reading(self.path, f"structure {index}, field 'field_state'", "field_state"):
+            state = group.get("field_state")
+            if not isinstance(state, h5py.Group):
+                raise DatasetError(
+                    f"{self.path}: structure {index}: group 'field_state' is missing; the entry "
+                    "is damaged",
+                    field="field_state",
+                )
+            field_state = {key: value[()] for key, value in state.items()}
+        metadata = self.metadata
+        assert metadata.layout is not None
+        return RIFit(
+            coefficients=arrays["coefficients"],
+            projections=arrays["projections"],
+            metric=arrays["overlap"],
+            metric_kind=metadata.metric_kind,  # type: ignore[arg-type]
+            layout=metadata.layout,
+            integrals=arrays["integrals"],
+            field_state=field_state,
+        )

@@ -58,6 +58,27 @@ class ModelFile:
         ]
 
 
+class PredictionError(ValueError):
+    """A model whose prediction cannot be used (NaN or infinite coefficients)."""
+
+
+def checked_prediction(model: ModelFile, atoms: ase.Atoms, label: str) -> np.ndarray:
+    """The coefficients ``model`` predicts for ``atoms``, refused if any is NaN or infinite.
+
+    ``label`` names the structure in the error, so that a broken prediction is reported
+    instead of written to a file or an image.
+    """
+    vector = model.predict([atoms])[0]
+    bad = int(np.sum(~np.isfinite(vector)))
+    if bad:
+        raise PredictionError(
+            f"the model predicted {bad} NaN or infinite coefficients for {label} "
+            f"({atoms.get_chemical_formula()}); the model is broken (diverged training?): "
+            "retrain it"
+        )
+    return vector
+
+
 def save_model_file(
     path: Path,
     model: torch.nn.Module,

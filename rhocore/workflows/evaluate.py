@@ -19,7 +19,7 @@ from tqdm import tqdm
 from rhocore.backend import QCBackend
 from rhocore.dataset import Dataset
 from rhocore.fields import StructureMetrics, grid_metrics, metric_error_percent
-from rhocore.modelfile import ModelFile, load_model_file
+from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
 from rhocore.plugins import PluginError, Registry, get_registry
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def evaluate(
     for index in tqdm(indices, desc="evaluate", unit="structure", disable=not progress):
         entry = dataset.entry(index)
         assert entry.fit is not None
-        predicted = model_file.predict([entry.atoms])[0]
+        predicted = checked_prediction(model_file, entry.atoms, f"entry {index} of {dataset_path}")
         reference = entry.fit.coefficients
         metrics = StructureMetrics(
             index=index,

@@ -11,26 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import ase
-import ase.io
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 import rhocore
 from rhocore.fields import write_cube
-from rhocore.modelfile import ModelFile, load_model_file
+from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
 from rhocore.plugins import get_registry
+from rhocore.structure_files import read_structure_file
 
 PREDICTIONS_FORMAT = "rhocore-predictions"
 
 
 def read_structures(path: Path, index: str = ":") -> list[ase.Atoms]:
-    """Every frame of a structure file ASE reads, with an error naming the file."""
-    try:
-        frames = ase.io.read(path, index=index)
-    except Exception as error:
-        raise ValueError(f"ASE cannot read structures from '{path}': {error}") from error
-    return frames if isinstance(frames, list) else [frames]
+    """Every frame of a structure file ASE reads; unreadable or non-finite ones are errors."""
+    return read_structure_file(path, index)
 
 
 def write_predictions(
@@ -74,8 +70,10 @@ def predict(
             )
     frames = read_structures(structures)
     coefficients = [
-        model.predict([atoms])[0]
-        for atoms in tqdm(frames, desc="predict", unit="structure", disable=not progress)
+        checked_prediction(model, atoms, f"frame {index} of '{structures}'")
+        for index, atoms in enumerate(
+            tqdm(frames, desc="predict", unit="structure", disable=not progress)
+        )
     ]
     write_predictions(output, frames, coefficients, model)
     if cube_dir is not None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from rhocore.backend import QCBackend
 from rhocore.dataset import Dataset, DatasetMetadata
-from rhocore.modelfile import ModelFile, load_model_file
+from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
 from rhocore.plugins import Registry, get_registry
 from rhocore.stm import (
     CellGrid,
@@ -175,7 +175,7 @@ def load_source(
         atoms=atoms,
         metadata=model.dataset_metadata,
         description=f"predicted for {Path(structure).name}",
-        coefficients=model.predict([atoms])[0],
+        coefficients=checked_prediction(model, atoms, f"frame {frame} of '{structure}'"),
     )
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from rhocore.basis import BasisLayout
 from rhocore_aims.errors import AimsFileError
+from rhocore_aims.parsers.text import read_text
 
 _ATOM = re.compile(r"^atom\s+(\d+)$", re.IGNORECASE)
 _CHANNEL = re.compile(r"^For\s+L\s*=\s*(\d+)\s+there\s+are\s+(\d+)\s+radial", re.IGNORECASE)
@@ -81,7 +82,7 @@ def parse_product_basis_idxs(path: Path | str) -> np.ndarray:
 def _lines(path: Path) -> list[str]:
     if not path.is_file():
         raise AimsFileError(path, "missing: FHI-aims wrote no RI basis description here")
-    return path.read_text().splitlines()
+    return read_text(path).splitlines()
 
 
 def _atom_blocks(path: Path, lines: list[str]) -> list[tuple[int, ...]]:
@@ -122,7 +123,7 @@ def _expect_atom(path: Path, found: int, expected: int, line: str) -> None:
 def _integer_rows(path: Path) -> np.ndarray:
     if not path.is_file():
         raise AimsFileError(path, "missing: FHI-aims wrote no RI function table here")
-    text = path.read_text()
+    text = read_text(path)
     if not text.strip():
         raise AimsFileError(path, "empty: no RI functions listed")
     try:
@@ -147,6 +148,10 @@ def _check_rows(
         )
     if atom.min() < 1 or l.min() < 0 or np.any(np.abs(m) > l):
         raise AimsFileError(path, "has an atom < 1, an l < 0 or an |m| > l")
+    if 2 * l.max() + 1 > len(position):
+        raise AimsFileError(
+            path, f"lists l = {l.max()}, whose 2l + 1 functions outnumber the table's rows"
+        )
 
 
 def _rank_within_channel(atom: np.ndarray, l: np.ndarray, radial: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 
 from rhocore.fields import BOHR_IN_ANGSTROM
 from rhocore_aims.errors import AimsFileError
+from rhocore_aims.parsers.text import read_text
 
 ContentUnit = Literal["angstrom", "bohr"]
 
@@ -41,7 +42,7 @@ def parse_cube(path: Path | str) -> CubeData:
     path = Path(path)
     if not path.is_file():
         raise AimsFileError(path, "missing: no cube file here")
-    lines = path.read_text().splitlines()
+    lines = read_text(path).splitlines()
     try:
         return _parse(path, lines)
     except AimsFileError:

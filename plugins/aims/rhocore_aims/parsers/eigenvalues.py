@@ -29,8 +29,9 @@ for one spin channel, at most 1 for two); k-point weights are normalised to sum 
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def parse_ks_orbital_info(path: Path | str) -> KSOrbitalInfo:
     if not np.array_equal(rows[:, 1:4], indices + 1) or (indices < 0).any():
         raise AimsFileError(path, "state, spin and k-point columns must be positive integers")
     state, spin, k_point = indices.T
-    shape = (spin.max() + 1, k_point.max() + 1, state.max() + 1)
+    shape = (int(spin.max()) + 1, int(k_point.max()) + 1, int(state.max()) + 1)
     row_index = _row_index(path, shape, spin, k_point, state)
     k_weights = _k_weights(path, k_point, rows[:, 4], shape[1])
     orbitals = OrbitalData(
@@ -258,25 +259,44 @@ def _row_index(
     k_point: np.ndarray,
     state: np.ndarray,
 ) -> np.ndarray:
-    """Data row of each (spin, k, state); each must appear exactly once."""
-    row_index = np.full(shape, -1, dtype=int)
-    for row, key in enumerate(zip(spin, k_point, state, strict=True)):
-        if row_index[key] >= 0:
+    """Data row of each (spin, k, state); each must appear exactly once.
+
+    The grid is allocated only once the rows are known to fill it, so that a damaged
+    index (a state number of 10^9) is an error, not a huge allocation.
+    """
+    rows: dict[tuple[int, int, int], int] = {}
+    for row, key in enumerate(zip(spin.tolist(), k_point.tolist(), state.tolist(), strict=True)):
+        if key in rows:
             raise AimsFileError(
                 path,
-                f"rows {row_index[key] + 1} and {row + 1} both describe spin {key[0] + 1}, "
+                f"rows {rows[key] + 1} and {row + 1} both describe spin {key[0] + 1}, "
                 f"k-point {key[1] + 1}, state {key[2] + 1}",
             )
-        row_index[key] = row
-    missing = np.argwhere(row_index < 0)
-    if len(missing):
-        s, k, n = missing[0] + 1
+        rows[key] = row
+    missing = math.prod(shape) - len(rows)
+    if missing:
+        s, k, n = _first_missing(shape, rows)
         raise AimsFileError(
             path,
-            f"{len(missing)} orbitals of the {shape[0]} x {shape[1]} x {shape[2]} "
-            f"(spin x k-point x state) grid are missing, e.g. spin {s}, k-point {k}, state {n}",
+            f"{missing} orbitals of the {shape[0]} x {shape[1]} x {shape[2]} (spin x k-point "
+            f"x state) grid are missing, e.g. spin {s + 1}, k-point {k + 1}, state {n + 1}",
         )
+    row_index = np.empty(shape, dtype=int)
+    for key, row in rows.items():
+        row_index[key] = row
     return row_index
+
+
+def _first_missing(
+    shape: tuple[int, int, int], rows: Container[tuple[int, int, int]]
+) -> tuple[int, int, int]:
+    """The first (spin, k, state) of the grid, in row-major order, that ``rows`` lacks."""
+    for spin in range(shape[0]):  # loops, not itertools.product, which lists each range
+        for k_point in range(shape[1]):
+            for state in range(shape[2]):
+                if (spin, k_point, state) not in rows:
+                    return spin, k_point, state
+    raise AssertionError("no orbital is missing")
 
 
 def _k_weights(path: Path, k_point: np.ndarray, column: np.ndarray, n_k: int) -> np.ndarray:
@@ -300,7 +320,10 @@ def _final_blocks(path: Path, lines: list[str]) -> list[tuple[list[float], np.nd
         if _FINAL_K_POINT.match(line):
             blocks.append(([np.nan] * 3, []))
         elif (match := _FINAL_K_COORDINATES.match(line)) and blocks:
-            blocks[-1][0][:] = _floats(path, number, match[1].split())
+            coordinates = _floats(path, number, match[1].split())
+            if len(coordinates) != 3:
+                raise AimsFileError(path, f"line {number}: a k-point needs 3 coordinates")
+            blocks[-1][0][:] = coordinates
         elif blocks:
             blocks[-1][1].append(_floats(path, number, line.split()))
         else:
@@ -317,9 +340,12 @@ def _final_blocks(path: Path, lines: list[str]) -> list[tuple[list[float], np.nd
 
 def _floats(path: Path, number: int, words: list[str]) -> list[float]:
     try:
-        return [float(word) for word in words]
+        values = [float(word) for word in words]
     except ValueError:
         raise AimsFileError(path, f"line {number} is not numbers: {' '.join(words)!r}") from None
+    if not np.isfinite(values).all():
+        raise AimsFileError(path, f"line {number} has a non-finite value: {' '.join(words)!r}")
+    return values
 
 
 def _listing_row(match: re.Match[str]) -> tuple[int, float, float] | None:

@@ -27,6 +27,7 @@ from rhocore_aims.convention import from_function_table, from_layout
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.keywords import RI_OUTPUT_FILES, Generation
 from rhocore_aims.parsers.basis_info import parse_basis_info, parse_product_basis_idxs
+from rhocore_aims.parsers.text import read_text
 
 #: Largest ``abs(S - S.T)`` in a full overlap, relative to ``max(abs(S))`` (text round-off).
 SYMMETRY_TOLERANCE = 1e-6
@@ -50,7 +51,7 @@ def read_text_table(path: Path | str, columns: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise AimsFileError(path, "missing: FHI-aims did not write this file")
-    text = path.read_text()
+    text = read_text(path)
     if not text.strip():
         raise AimsFileError(path, "empty: no values")
     if "D" in text or "d" in text:
@@ -110,32 +111,44 @@ def read_ri_outputs(
     """
     folder = Path(folder)
     basis_name, coefficients_name, projections_name, overlap_name = RI_OUTPUT_FILES[generation]
-    conversion = _conversion(folder / basis_name, numbers, generation)
-    size = len(conversion.order)
+    numbers = np.asarray(numbers, dtype=int)
+    basis = _basis(folder / basis_name, numbers, generation)
+    size = basis.size(numbers) if isinstance(basis, BasisLayout) else len(basis)
+    # the vector's length is checked before the conversion, which costs time per function
+    coefficients = parse_ri_vector(folder / coefficients_name, size)
+    conversion = _conversion(folder / basis_name, basis, numbers, generation)
     projections_path = folder / projections_name
     projections = None
     if projections_path.is_file():
         projections = conversion.to_canonical(parse_ri_vector(projections_path, size))
     return RIOutputs(
-        coefficients=conversion.to_canonical(parse_ri_vector(folder / coefficients_name, size)),
+        coefficients=conversion.to_canonical(coefficients),
         projections=projections,
         overlap=conversion.to_canonical_matrix(parse_ri_overlap(folder / overlap_name, size)),
         layout=conversion.layout,
     )
 
 
-def _conversion(path: Path, numbers: Sequence[int], generation: Generation) -> SignedPermutation:
-    """FHI-aims -> canonical order and phases, from the basis description at ``path``."""
-    numbers = np.asarray(numbers, dtype=int)
+def _basis(path: Path, numbers: np.ndarray, generation: Generation) -> BasisLayout | np.ndarray:
+    """The basis description at ``path``: a layout (mainline) or a function table (legacy)."""
     if generation == "mainline":
-        return from_layout(parse_basis_info(path, numbers), numbers, generation=generation)
+        return parse_basis_info(path, numbers)
     table = parse_product_basis_idxs(path)
     if table[:, 0].max() >= len(numbers):
         raise AimsFileError(
             path, f"lists atom {table[:, 0].max() + 1}, but the structure has {len(numbers)}"
         )
+    return table
+
+
+def _conversion(
+    path: Path, basis: BasisLayout | np.ndarray, numbers: np.ndarray, generation: Generation
+) -> SignedPermutation:
+    """FHI-aims -> canonical order and phases, from the basis description read from ``path``."""
+    if isinstance(basis, BasisLayout):
+        return from_layout(basis, numbers, generation=generation)
     try:
-        return from_function_table(table, numbers, generation=generation)
+        return from_function_table(basis, numbers, generation=generation)
     except ValueError as error:
         raise AimsFileError(path, str(error)) from None
 

@@ -1,0 +1,150 @@
+"""`rhocore generate` killed with SIGKILL mid-run, then resumed, equals an uninterrupted run.
+
+Both runs are real `rhocore generate` processes on the PySCF backend (small distorted
+waters, one lone H atom that fails on purpose). The killed run is stopped once the file
+holds at least one entry while others remain; the resumed file must then hold every
+entry of the uninterrupted run, bit for bit: every array and attribute of every entry,
+none twice, none partial.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import ase
+import ase.io
+import h5py
+import numpy as np
+import yaml
+
+from rhocore.structures import distorted_waters
+from rhocore.workflows.dataset_check import check_dataset
+
+N_STRUCTURES = 16
+FAILING = 3  # a lone H atom: odd electron count with spin 0, which PySCF refuses
+CONFIG = {
+    "structures": {"file": "structures.xyz"},
+    "backend": {
+        "name": "pyscf",
+        "options": {"xc": "lda", "basis": "def2-svp", "grid_level": 0, "conv_tol": 1e-10},
+    },
+    "target": {"name": "homo"},
+}
+CLI = "from rhocore.cli import main; main()"
+
+
+def generate_command(root: Path, output: str) -> list[str]:
+    return [sys.executable, "-c", CLI, "generate", str(root / "config.yaml"), "-o", output]
+
+
+def run_environment() -> dict[str, str]:
+    """One BLAS thread, so that both runs do the same arithmetic in the same order."""
+    return os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def stored_entries(path: Path) -> int:
+    """Entries in /structures, read without the writer's lock (0 while unreadable)."""
+    try:
+        with h5py.File(path, "r", locking=False) as handle:
+            return len(handle.get("structures", ()))
+    except (OSError, KeyError, RuntimeError):
+        return 0
+
+
+def kill_once_written(command: list[str], cwd: Path, output: Path, timeout: float = 60) -> int:
+    """Start ``command``; SIGKILL its process group once ``output`` holds an entry."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=run_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while stored_entries(output) == 0:
+            assert process.poll() is None, "generate ended before the kill"
+            assert time.monotonic() < deadline, "generate wrote no entry in time"
+            time.sleep(0.01)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    return stored_entries(output)
+
+
+def contents(path: Path) -> dict[str, object]:
+    """Every attribute and array under /structures, and the root attributes, by path."""
+    found: dict[str, object] = {}
+    with h5py.File(path, "r") as handle:
+        found["/"] = dict(handle.attrs)
+
+        def visit(name: str, item: h5py.Group | h5py.Dataset) -> None:
+            if isinstance(item, h5py.Dataset):
+                found[name] = item[()]
+            found[f"{name}@"] = dict(item.attrs)
+
+        handle["structures"].visititems(visit)
+    return found
+
+
+def assert_same_contents(got: dict[str, object], expected: dict[str, object]) -> None:
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        if isinstance(value, dict):
+            assert value.keys() == got[name].keys(), name
+            for key, item in value.items():
+                assert same(got[name][key], item), f"{name} {key}"
+        else:
+            assert same(got[name], value), name
+
+
+def same(a: object, b: object) -> bool:
+    """Equal values and shapes; NaN equals NaN (FHI-aims-style unknown integrals)."""
+    a, b = np.asarray(a), np.asarray(b)
+    floating = a.dtype.kind == "f" and b.dtype.kind == "f"
+    return np.array_equal(a, b, equal_nan=floating)
+
+
+def test_killed_generate_resumes_to_the_uninterrupted_dataset(tmp_path):
+    frames = distorted_waters(N_STRUCTURES - 1, seed=21)
+    frames.insert(FAILING, ase.Atoms("H", positions=[[0.0, 0.0, 0.0]]))
+    ase.io.write(tmp_path / "structures.xyz", frames)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+
+    whole = subprocess.Popen(  # the uninterrupted run, side by side with the killed one
+        generate_command(tmp_path, "whole.h5"),
+        cwd=tmp_path,
+        env=run_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    written = kill_once_written(
+        generate_command(tmp_path, "killed.h5"), tmp_path, tmp_path / "killed.h5"
+    )
+    assert 1 <= written < N_STRUCTURES, f"killed after {written} entries"
+    whole_out, whole_err = whole.communicate(timeout=120)
+    assert whole.returncode == 1, whole_err  # 1: one structure failed, as planned
+    assert f"computed {N_STRUCTURES - 1}, already in the dataset 0, failed 1" in whole_out
+
+    resumed = subprocess.run(
+        generate_command(tmp_path, "killed.h5"),
+        cwd=tmp_path,
+        env=run_environment(),
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode in (0, 1), resumed.stderr
+    assert f"already in the dataset {written}," in resumed.stdout
+
+    report = check_dataset(tmp_path / "killed.h5")
+    assert report.ok, report.table()
+    assert (report.entries, report.done, report.failed) == (N_STRUCTURES, N_STRUCTURES - 1, 1)
+    assert_same_contents(contents(tmp_path / "killed.h5"), contents(tmp_path / "whole.h5"))

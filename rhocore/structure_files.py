@@ -1,0 +1,45 @@
+"""Structure files: every frame ASE reads, checked before any work is spent on it.
+
+A structure with NaN or infinite positions or cell would run through an SCF or a model
+and come out as NaN fields; it is refused at reading, with the file and frame named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ase
+import ase.io
+import numpy as np
+
+
+class StructureError(ValueError):
+    """A structure file that cannot be read, or a structure in it that cannot be used."""
+
+
+def read_structure_file(
+    path: Path | str, index: str = ":", format: str | None = None
+) -> list[ase.Atoms]:
+    """The frames of ``path`` that the ASE ``index`` selects, each checked to be finite."""
+    try:
+        frames = ase.io.read(path, index=index, format=format)
+    except Exception as error:  # ASE raises every kind of exception on a file it cannot parse
+        problem = " ".join(f"{type(error).__name__}: {error}".split())
+        raise StructureError(f"ASE cannot read structures from '{path}': {problem}") from error
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise StructureError(f"'{path}' holds no structures (ASE index '{index}')")
+    for number, atoms in enumerate(frames):
+        where = f"frame {number}" if index == ":" else f"structure {number} of index '{index}'"
+        check_finite_structure(atoms, f"{where} of '{path}'")
+    return frames
+
+
+def check_finite_structure(atoms: ase.Atoms, label: str) -> None:
+    """Refuse NaN or infinite positions or cell, naming the structure by ``label``."""
+    for name, values in (("positions", atoms.positions), ("cell", atoms.cell.array)):
+        if not np.all(np.isfinite(values)):
+            raise StructureError(
+                f"{label} ({atoms.get_chemical_formula()}) has NaN or infinite {name}; fix or "
+                "remove that structure"
+            )
