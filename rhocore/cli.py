@@ -25,12 +25,14 @@ class UserFacingGroup(click.Group):
     def invoke(self, ctx: click.Context):
         from rhocore.backend import BackendSetupError
         from rhocore.config import ConfigError
+        from rhocore.executor import ExecutorError
 
         try:
             return super().invoke(ctx)
         except (
             BackendSetupError,
             ConfigError,
+            ExecutorError,
             PluginError,
             FileNotFoundError,
             ValueError,

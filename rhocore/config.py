@@ -7,7 +7,8 @@ error names the YAML path (``target.options.index``) and the reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rhocore.backend import PluginOptions, QCBackend
+from rhocore.executor import EXECUTOR_KINDS, ExecutorOptions, LocalExecutor
 from rhocore.plugins import Kind, PluginError, Registry, get_registry
 from rhocore.structure_files import StructureError, read_structure_file
 from rhocore.target import Target
@@ -66,6 +68,7 @@ class RunConfig(_Strict):
     model: PluginChoice = Field(default_factory=lambda: PluginChoice(name="linear"))
     training: dict[str, Any] = Field(default_factory=dict)
     split: SplitOptions = Field(default_factory=SplitOptions)
+    executor: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +85,7 @@ class ResolvedConfig:
     model_options: PluginOptions
     descriptor_options: BaseModel
     training_options: BaseModel
+    executor_options: ExecutorOptions = field(default_factory=LocalExecutor)
 
     def make_backend(self) -> QCBackend:
         """An instance of the configured backend."""
@@ -126,6 +130,7 @@ class ResolvedConfig:
         }
         out["training"] = self.training_options.model_dump(mode="json")
         out["split"] = self.raw.split.model_dump(mode="json")
+        out["executor"] = self.executor_options.model_dump(mode="json")
         return out
 
 
@@ -180,6 +185,7 @@ def resolve_config(
         model_options=model_options,
         descriptor_options=_validate(DescriptorOptions, raw.descriptor, source, "descriptor"),
         training_options=_validate(TrainingOptions, raw.training, source, "training"),
+        executor_options=_resolve_executor(raw.executor, source),
     )
 
 
@@ -201,6 +207,18 @@ def _resolve_plugin(
     except PluginError as error:
         raise ConfigError(" ".join(f"{source}: {kind}.name: {error}".split())) from None
     return cls, _validate(cls.Options, choice.options, source, f"{kind}.options")
+
+
+def _resolve_executor(data: dict[str, Any], source: str) -> ExecutorOptions:
+    """The ``executor`` section, validated by the model of its ``kind`` (default local)."""
+    kind = data.get("kind", "local")
+    model = EXECUTOR_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        message = f"{source}: executor.kind: unknown executor {_short(kind)}; choose one of "
+        message += ", ".join(EXECUTOR_KINDS)
+        close = difflib.get_close_matches(str(kind), EXECUTOR_KINDS, n=1)
+        raise ConfigError(message + (f". Did you mean '{close[0]}'?" if close else ""))
+    return _validate(model, data, source, "executor")
 
 
 def _validate(model: type[BaseModel], data: Any, source: str, prefix: str) -> Any:
