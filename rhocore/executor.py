@@ -206,15 +206,23 @@ def describe(options: ExecutorOptions, structures: int) -> str:
     """One line saying where ``structures`` structures are computed, for the log."""
     if isinstance(options, LocalExecutor):
         workers = min(options.worker_count(), structures)
-        return f"a local Dask cluster of {workers} workers x {options.cores_per_worker} cores"
+        return f"a local Dask cluster of {_workers(workers, options.cores_per_worker)}"
     if isinstance(options, AddressExecutor):
         return f"the Dask scheduler at {options.address}"
     if isinstance(options, JobqueueExecutor):
-        return (
-            f"{options.jobs} {options.kind.upper()} jobs of {options.workers_per_job} "
-            f"workers x {options.cores_per_worker} cores"
-        )
+        workers = _workers(options.workers_per_job, options.cores_per_worker)
+        return f"{options.jobs} {options.kind.upper()} job(s) of {workers}"
     return "this process, one structure after another"
+
+
+def _workers(count: int, cores: int) -> str:
+    return f"{count} worker(s) of {cores} core(s) each"
+
+
+def _quiet_dask() -> None:
+    """Dask's own log at warning level and above, unless rhocore logs debug messages."""
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -228,6 +236,7 @@ def dask_client(options: ExecutorOptions, structures: int) -> Iterator[Client]:
 
     if isinstance(options, SerialExecutor):
         raise ValueError("the serial executor computes in this process, without Dask")
+    _quiet_dask()
     if isinstance(options, AddressExecutor):
         with _connect(options) as client:
             yield client

@@ -68,6 +68,7 @@ def run(tmp_path_factory, registry):
             "descriptor": {"cutoff": 3.0, "max_radial": 4, "max_angular": 2},
             "training": {"epochs": 60, "learning_rate": 0.05},
             "split": {"test_fraction": 0.25, "validation_fraction": 0.15},
+            "executor": {"kind": "serial"},  # Dask: tests/test_generate_executors.py
         },
         base_dir=root,
         registry=registry,

@@ -1,0 +1,103 @@
+"""Throughput of ``rhocore generate``: structures per minute on 1 and on 2 Dask workers.
+
+Small distorted water molecules, PySCF PBE/def2-SVP, HOMO target, Coulomb-metric RI fit
+on def2-universal-jkfit. A LocalCluster of 1 and one of 2 single-core workers (one BLAS
+thread each) compute the same structures into fresh datasets, one after the other in
+this run; the wall time includes starting and stopping the cluster and the workers'
+imports, as a user sees it. The load average is recorded before and after, since shared
+machines make timings noisy.
+Usage: ``python benchmarks/generate_throughput.py [--structures 16] [--basis def2-svp]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import ase.io
+
+from rhocore.config import resolve_config
+from rhocore.dataset import Dataset
+from rhocore.structures import distorted_waters
+from rhocore.workflows.generate import generate
+
+EXECUTORS = {
+    "dask_1_worker": {"kind": "local", "workers": 1, "cores_per_worker": 1},
+    "dask_2_workers": {"kind": "local", "workers": 2, "cores_per_worker": 1},
+}
+
+
+def config(root: Path, xc: str, basis: str, executor: dict) -> object:
+    """The benchmark's generate configuration with one executor."""
+    return resolve_config(
+        {
+            "structures": {"file": "waters.xyz"},
+            "backend": {
+                "name": "pyscf",
+                "options": {
+                    "xc": xc,
+                    "basis": basis,
+                    "aux_basis": "def2-universal-jkfit",
+                    "metric": "coulomb",
+                },
+            },
+            "target": {"name": "homo"},
+            "executor": executor,
+        },
+        base_dir=root,
+        source="benchmark",
+    )
+
+
+def measure(root: Path, name: str, xc: str, basis: str, count: int) -> dict:
+    """Wall time and structures per minute of one executor on the ``count`` waters."""
+    output = root / f"{name}.h5"
+    start = time.perf_counter()
+    summary = generate(config(root, xc, basis, EXECUTORS[name]), output, progress=False)
+    seconds = time.perf_counter() - start
+    assert not summary.failed and len(Dataset(output)) == count, summary.table()
+    return {
+        "seconds": round(seconds, 2),
+        "structures_per_minute": round(60 * count / seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--structures", type=int, default=16)
+    parser.add_argument("--xc", default="pbe")
+    parser.add_argument("--basis", default="def2-svp")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        ase.io.write(root / "waters.xyz", distorted_waters(args.structures, seed=0))
+        results = {
+            name: measure(root, name, args.xc, args.basis, args.structures) for name in EXECUTORS
+        }
+    one, two = results["dask_1_worker"], results["dask_2_workers"]
+    print(
+        json.dumps(
+            {
+                "benchmark": "generate_throughput",
+                "structures": args.structures,
+                "method": f"PySCF {args.xc}/{args.basis}, HOMO, def2-universal-jkfit, coulomb",
+                "usable_cores": len(os.sched_getaffinity(0)),
+                "load_average_before": [round(value, 2) for value in load_before],
+                "load_average_after": [round(value, 2) for value in os.getloadavg()],
+                "results": results,
+                "speedup_2_vs_1_workers": round(
+                    two["structures_per_minute"] / one["structures_per_minute"], 2
+                ),
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
