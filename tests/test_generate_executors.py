@@ -294,3 +294,37 @@ def test_pbs_job_script_asks_for_the_queue_and_the_whole_job_resources():
     assert f"#PBS -l select=1:ncpus=16:mem={gibibytes}GB" in lines
     assert "#PBS -l walltime=02:30:00" in lines
     assert "module load openblas" in lines
+
+
+FAKE_SBATCH = """#!/bin/sh
+# stands in for SLURM's sbatch: keeps the script, runs it as its own session, prints an id
+cp "$1" "{jobs}/job.sh"
+setsid sh "{jobs}/job.sh" > "{jobs}/job.log" 2>&1 < /dev/null &
+echo "Submitted batch job $!"
+"""
+FAKE_SCANCEL = """#!/bin/sh
+kill -TERM -- "-$1"
+"""
+
+
+def test_slurm_executor_submits_a_job_whose_workers_compute_every_structure(
+    tmp_path, registry, monkeypatch
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("scancel", FAKE_SCANCEL)):
+        (bin_dir / name).write_text(text.format(jobs=tmp_path))
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    write_structures(tmp_path, 4, deaths={})
+    tests = Path(__file__).resolve().parent  # where the workers find this test plugin
+    executor = SLURM | {
+        "jobs": 1,
+        "cores": 2,
+        "memory": "2GB",
+        "prologue": [f"export PYTHONPATH={tests}{os.pathsep}$PYTHONPATH"],
+    }
+    summary = generate(make_config(tmp_path, registry, executor), tmp_path / "d.h5")
+    assert summary.computed == [0, 1, 2, 3]
+    script = (tmp_path / "job.sh").read_text()
+    assert "#SBATCH -p short" in script and "--nworkers 2" in script
