@@ -62,14 +62,24 @@ def plugins() -> None:
 
 
 @cli.command()
-@click.argument("kind", type=click.Choice(["backend", "target", "model", "descriptor", "training"]))
+@click.argument(
+    "kind",
+    type=click.Choice(["backend", "target", "model", "descriptor", "training", "executor"]),
+)
 @click.argument("name", required=False)
 def schema(kind: str, name: str | None) -> None:
-    """Print the JSON schema of a plugin's options (or of the descriptor/training section)."""
+    """Print the JSON schema of a plugin's options (or of the descriptor/training section,
+    or of an executor kind: local, address, slurm, pbs, serial)."""
     if kind == "descriptor":
         from rhocore.descriptors import DescriptorOptions as options_cls
     elif kind == "training":
         from rhocore.training import TrainingOptions as options_cls
+    elif kind == "executor":
+        from rhocore.executor import EXECUTOR_KINDS
+
+        if (name or "local") not in EXECUTOR_KINDS:
+            raise click.UsageError(f"executor kinds: {', '.join(EXECUTOR_KINDS)}")
+        options_cls = EXECUTOR_KINDS[name or "local"]
     else:
         if name is None:
             raise click.UsageError(f"give the {kind} name, e.g. `rhocore schema {kind} NAME`")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from dask_jobqueue.core import JobQueueCluster
@@ -52,15 +52,17 @@ def _byte_size(text: str) -> str:
     return text
 
 
-def _walltime(text: str) -> str:
-    """``text`` if it is a batch-system walltime ([D-]HH:MM:SS, HH:MM or minutes)."""
-    if not re.fullmatch(r"(\d+-)?\d+(:\d\d){0,2}", text):
+def _walltime(value: object) -> str:
+    """``value`` if it is a batch-system walltime ([D-]HH:MM:SS, HH:MM or minutes)."""
+    if isinstance(value, int):  # YAML reads an unquoted 4:00:00 as 14400
+        raise ValueError("write the walltime in quotes, e.g. '04:00:00'")
+    if not isinstance(value, str) or not re.fullmatch(r"(\d+-)?\d+(:\d\d){0,2}", value):
         raise ValueError("not a walltime; write e.g. '02:00:00' (HH:MM:SS) or '1-00:00:00'")
-    return text
+    return value
 
 
 ByteSize = Annotated[str, AfterValidator(_byte_size)]
-Walltime = Annotated[str, AfterValidator(_walltime)]
+Walltime = Annotated[str, BeforeValidator(_walltime)]
 
 
 class _Options(BaseModel):

@@ -9,6 +9,7 @@ this module to unpickle the plugin classes.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -238,6 +239,7 @@ def test_the_default_executor_is_a_local_cluster_and_round_trips_through_the_res
         ({"kind": "local", "memory_per_worker": "lots"}, "executor.memory_per_worker: Value"),
         ({"kind": "address"}, "executor.address: Field required"),
         ({"kind": "slurm", "memory": "8GB", "walltime": "2h"}, "executor.walltime: Value"),
+        ({"kind": "pbs", "memory": "8GB", "walltime": 14400}, "walltime in quotes"),
         ({"kind": "slurm", "walltime": "02:00:00"}, "executor.memory: Field required"),
         (
             {"kind": "pbs", "memory": "8GB", "cores": 16, "workers_per_job": 3},
@@ -328,3 +330,17 @@ def test_slurm_executor_submits_a_job_whose_workers_compute_every_structure(
     assert summary.computed == [0, 1, 2, 3]
     script = (tmp_path / "job.sh").read_text()
     assert "#SBATCH -p short" in script and "--nworkers 2" in script
+
+
+def test_schema_of_an_executor_kind_documents_its_fields():
+    from click.testing import CliRunner
+
+    from rhocore.cli import cli
+
+    result = CliRunner().invoke(cli, ["schema", "executor", "slurm"])
+    assert result.exit_code == 0, result.output
+    fields = json.loads(result.output)["properties"]
+    assert {"queue", "walltime", "prologue", "jobs"} <= fields.keys()
+    assert "before the workers start" in fields["prologue"]["description"]
+    unknown = CliRunner().invoke(cli, ["schema", "executor", "sge"])
+    assert unknown.exit_code == 2 and "local, address, slurm, pbs, serial" in unknown.output
