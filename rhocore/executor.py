@@ -264,15 +264,16 @@ def dask_client(options: ExecutorOptions, structures: int) -> Iterator[Client]:
 def _local_cluster(options: LocalExecutor, workers: int) -> Any:
     from distributed import LocalCluster
 
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit=options.memory_per_worker,
-        dashboard_address=options.dashboard_address,
-        scheduler_kwargs=_http_server(options.dashboard_address),
-        silence_logs=logging.WARNING,
-    )
+    with _start_errors("local"):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=options.memory_per_worker,
+            dashboard_address=options.dashboard_address,
+            scheduler_kwargs=_http_server(options.dashboard_address),
+            silence_logs=logging.WARNING,
+        )
 
 
 def _http_server(dashboard_address: str | None) -> dict[str, Any]:
@@ -311,10 +312,24 @@ def jobqueue_cluster(options: JobqueueExecutor) -> JobQueueCluster:
         "silence_logs": "warning",
         "scheduler_options": _http_server(options.dashboard_address),
     }
-    if options.kind == "slurm":
-        return SLURMCluster(job_cpu=options.cores, **common)
-    memory = pbs_format_bytes_ceil(parse_bytes(options.memory))
-    return PBSCluster(resource_spec=f"select=1:ncpus={options.cores}:mem={memory}", **common)
+    with _start_errors(options.kind.upper()):
+        if options.kind == "slurm":
+            return SLURMCluster(job_cpu=options.cores, **common)
+        memory = pbs_format_bytes_ceil(parse_bytes(options.memory))
+        return PBSCluster(resource_spec=f"select=1:ncpus={options.cores}:mem={memory}", **common)
+
+
+@contextmanager
+def _start_errors(what: str) -> Iterator[None]:
+    """A cluster that fails to start (bad interface, busy port) as one ExecutorError line."""
+    try:
+        yield
+    except (RuntimeError, ValueError, OSError) as error:
+        reason = " ".join(str(error).split())
+        raise ExecutorError(
+            f"executor: the {what} Dask cluster did not start: {reason}; correct the "
+            "executor section (e.g. executor.interface) and run the command again"
+        ) from None
 
 
 @contextmanager

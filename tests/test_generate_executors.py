@@ -22,6 +22,7 @@ import ase.io
 import h5py
 import numpy as np
 import pytest
+import yaml
 from pydantic import Field
 
 from rhocore import BasisLayout, OrbitalData, QCBackend, RIFit, SCFResult, Target
@@ -344,3 +345,38 @@ def test_schema_of_an_executor_kind_documents_its_fields():
     assert "before the workers start" in fields["prologue"]["description"]
     unknown = CliRunner().invoke(cli, ["schema", "executor", "sge"])
     assert unknown.exit_code == 2 and "local, address, slurm, pbs, serial" in unknown.output
+
+
+def documented_executor_sections() -> list[object]:
+    """The ``executor`` section of every YAML example in docs/cluster.rst."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cluster.rst").read_text()
+    sections = []
+    for block in text.split("::\n\n")[1:]:
+        lines = []
+        for line in block.splitlines():
+            if line and not line.startswith("    "):
+                break
+            lines.append(line[4:])
+        if "executor:" in lines[0] or "structures:" in "".join(lines[:3]):
+            sections.append(yaml.safe_load("\n".join(lines))["executor"])
+    return sections
+
+
+def test_every_executor_example_of_the_cluster_page_is_a_valid_config():
+    sections = documented_executor_sections()
+    kinds = [resolve_executor(section).kind for section in sections]
+    assert kinds == ["local", "local", "address", "slurm", "pbs"]
+    slurm = sections[3] | {"interface": None}  # this machine has no InfiniBand 'ib0'
+    with jobqueue_cluster(resolve_executor(slurm)) as cluster:
+        script = cluster.job_script()
+    assert "source /home/me/rhocore/.venv/bin/activate" in script
+    assert "export OMP_NUM_THREADS=4" in script  # 32 cores / 8 workers per job
+
+
+def test_a_cluster_that_cannot_start_is_one_line_naming_the_reason():
+    options = resolve_executor(SLURM | {"interface": "no-such-nic0"})
+    with pytest.raises(ExecutorError) as error:
+        jobqueue_cluster(options)
+    message = str(error.value)
+    assert "\n" not in message and "SLURM Dask cluster did not start" in message
+    assert "'no-such-nic0' is not a valid network interface" in message
