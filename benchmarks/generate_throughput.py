@@ -23,6 +23,7 @@ import ase.io
 
 from rhocore.config import resolve_config
 from rhocore.dataset import Dataset
+from rhocore.executor import usable_cores
 from rhocore.structures import distorted_waters
 from rhocore.workflows.generate import generate
 
@@ -96,7 +97,7 @@ def main() -> None:
                 "benchmark": "generate_throughput",
                 "structures": args.structures,
                 "method": f"PySCF {args.xc}/{args.basis}, HOMO, def2-universal-jkfit, coulomb",
-                "usable_cores": len(os.sched_getaffinity(0)),
+                "usable_cores": usable_cores(),
                 "load_average_before": [round(value, 2) for value in load_before],
                 "load_average_after": [round(value, 2) for value in os.getloadavg()],
                 "results": results,

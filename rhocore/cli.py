@@ -98,7 +98,11 @@ def schema(kind: str, name: str | None) -> None:
     help="Dataset file; an existing one is resumed.",
 )
 def generate(config: Path, output: Path) -> None:
-    """Run DFT and RI fits of every structure in CONFIG into a dataset."""
+    """Run DFT and RI fits of every structure in CONFIG into a dataset.
+
+    The structures are computed where CONFIG's executor section says: a local Dask
+    cluster by default, an existing scheduler, or SLURM/PBS jobs.
+    """
     from rhocore.config import load_config
     from rhocore.workflows.generate import generate as run
 

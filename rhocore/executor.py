@@ -115,7 +115,14 @@ class LocalExecutor(_ClusterOptions):
         """Workers to start: ``workers``, or usable cores / ``cores_per_worker``."""
         if self.workers is not None:
             return self.workers
-        return max(1, len(os.sched_getaffinity(0)) // self.cores_per_worker)
+        return max(1, usable_cores() // self.cores_per_worker)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class AddressExecutor(_Options):
