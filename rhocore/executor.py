@@ -343,14 +343,21 @@ def _start_errors(what: str) -> Iterator[None]:
 def _connect(options: AddressExecutor) -> Iterator[Client]:
     from distributed import Client
 
+    advice = (
+        "start one with `dask scheduler` and its workers with `dask worker ADDRESS`, or "
+        "correct the address"
+    )
     try:
         client = Client(options.address, timeout=options.timeout)
-    except (OSError, TimeoutError, ValueError) as error:
-        reason = " ".join(str(error).split())
+    except (OSError, TimeoutError) as error:
         raise ExecutorError(
             f"executor.address: no Dask scheduler answered at '{options.address}' within "
-            f"{options.timeout:g} s ({reason}); start one with `dask scheduler` and its "
-            "workers with `dask worker ADDRESS`, or correct the address"
+            f"{options.timeout:g} s ({' '.join(str(error).split())}); {advice}"
+        ) from None
+    except Exception as error:  # e.g. a web server there, whose reply is no handshake
+        raise ExecutorError(
+            f"executor.address: what answers at '{options.address}' is not a Dask "
+            f"scheduler ({type(error).__name__} in the handshake); {advice}"
         ) from None
     with client:
         yield client

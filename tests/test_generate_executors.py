@@ -13,6 +13,8 @@ import json
 import math
 import os
 import signal
+import socket
+import threading
 import time
 import types
 from pathlib import Path
@@ -216,6 +218,25 @@ def test_an_unreachable_scheduler_is_one_line_naming_the_address(tmp_path, regis
     assert "\n" not in message
     assert "executor.address" in message and "'tcp://127.0.0.1:9'" in message
     assert "dask scheduler" in message
+
+
+def test_an_address_where_no_dask_scheduler_listens_is_one_line(tmp_path, registry):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_like_a_web_server():
+        with server:
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 8)
+
+    threading.Thread(target=answer_like_a_web_server, daemon=True).start()
+    write_structures(tmp_path, 2, deaths={})
+    executor = {"kind": "address", "address": f"tcp://127.0.0.1:{port}", "timeout": 2}
+    with pytest.raises(ExecutorError) as error:
+        generate(make_config(tmp_path, registry, executor), tmp_path / "d.h5")
+    message = str(error.value)
+    assert "\n" not in message and f"'tcp://127.0.0.1:{port}' is not a Dask scheduler" in message
 
 
 def resolve_executor(executor: object):
