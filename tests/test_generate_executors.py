@@ -30,7 +30,13 @@ from pydantic import Field
 from rhocore import BasisLayout, OrbitalData, QCBackend, RIFit, SCFResult, Target
 from rhocore.backend import PluginOptions
 from rhocore.config import ConfigError, resolve_config
-from rhocore.executor import ExecutorError, JobqueueExecutor, jobqueue_cluster
+from rhocore.executor import (
+    THREAD_VARIABLES,
+    ExecutorError,
+    JobqueueExecutor,
+    dask_client,
+    jobqueue_cluster,
+)
 from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
 from rhocore.structures import distorted_waters
 from rhocore.workflows.generate import generate
@@ -195,6 +201,18 @@ def test_a_structure_that_keeps_killing_its_workers_is_recorded_failed_and_the_r
     assert list(summary.failed) == [1] and "worker" in summary.failed[1]
     with h5py.File(tmp_path / "d.h5") as handle:
         assert handle["structures/1"].attrs["status"] == "failed"
+
+
+def test_local_workers_get_cores_per_worker_blas_threads_and_this_process_keeps_its_own(
+    monkeypatch,
+):
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    options = resolve_executor({"kind": "local", "workers": 1, "cores_per_worker": 2})
+    with dask_client(options, structures=5) as client:
+        found = client.run(lambda: {name: os.environ.get(name) for name in THREAD_VARIABLES})
+    assert list(found.values()) == [dict.fromkeys(THREAD_VARIABLES, "2")]
+    assert not any(name in os.environ for name in THREAD_VARIABLES)
 
 
 def test_an_existing_scheduler_computes_only_the_structures_not_yet_done(tmp_path, registry):
