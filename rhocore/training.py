@@ -162,6 +162,7 @@ def train(
         model.set_baseline(invariant_means(train_samples, descriptor.layout))
         training = _prepare(descriptor, train_samples, "training", progress)
         validation = _prepare(descriptor, validation_samples, "validation", progress)
+        model.prepare(training.features)
         path = run_dir / CHECKPOINT_FILE
         if options.optimizer == "ridge":
             return _ridge(model, descriptor, training, validation, options, path)
