@@ -1,0 +1,130 @@
+"""`rhocore train` under torchrun: 2 processes follow the loss curve of 1, only process 0
+writes, and the closed-form ridge fit is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from rhocore.cli import cli
+from rhocore.dataset import DatasetWriter
+from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
+
+DRIVER = Path(__file__).with_name("distributed_driver.py")
+REPOSITORY = Path(__file__).parents[1]
+#: 14 structures: 1 held out, 3 validation, 10 training; batches of 3 leave one structure
+#: in the last batch, so one process has an empty share of it.
+BASE = {
+    "descriptor": {"cutoff": 3.5, "max_radial": 2, "max_angular": 2},
+    "split": {"test_fraction": 0.1, "validation_fraction": 0.2, "seed": 1},
+}
+RUNS = {
+    "adam": {
+        "model": {"name": "nonlinear", "options": {"hidden_sizes": [4]}},
+        "training": {
+            "optimizer": "adam",
+            "epochs": 4,
+            "batch_size": 3,
+            "ridge_regularizations": [1e-3],
+        },
+    },
+    "lbfgs": {
+        "model": {"name": "linear"},
+        "training": {
+            "optimizer": "lbfgs",
+            "learning_rate": 1.0,
+            "epochs": 3,
+            "lbfgs_iterations": 4,
+            "weight_decay": 1e-3,
+            "ridge_warm_start": False,
+        },
+    },
+    "ridge": {"model": {"name": "linear"}, "training": {"optimizer": "ridge"}},
+}
+
+
+def _train_arguments(root: Path, name: str, run: str) -> list[str]:
+    return ["train", str(root / f"{name}.yaml"), "--dataset", str(root / "data.h5")] + [
+        "-o",
+        str(root / run / name),
+    ]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("distributed")
+    with DatasetWriter(root / "data.h5", synthetic_metadata()) as writer:
+        for index in range(14):
+            writer.write(synthetic_entry(index))
+    for name, sections in RUNS.items():
+        (root / f"{name}.yaml").write_text(yaml.safe_dump({**BASE, **sections}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def parallel(root) -> list[dict]:
+    """Every run of RUNS in one torchrun launch of 2 processes; their records by rank."""
+    (root / "records").mkdir()
+    commands = [_train_arguments(root, name, "parallel") for name in RUNS]
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")]),
+    }
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    completed = subprocess.run(
+        launch
+        + ["--nproc_per_node", "2", str(DRIVER), str(root / "records"), str(root / "parallel")]
+        + [json.dumps(commands)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return [json.loads((root / "records" / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def _history(run_dir: Path) -> list[dict]:
+    return torch.load(run_dir / "checkpoint.ckpt", weights_only=True)["history"]
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs"])
+def test_two_processes_follow_the_loss_curve_of_one(root, parallel, name):
+    result = CliRunner().invoke(cli, _train_arguments(root, name, "serial"))
+    assert result.exit_code == 0, result.output
+    assert all(record["outcomes"][list(RUNS).index(name)] == "ok" for record in parallel)
+    serial, shared = _history(root / "serial" / name), _history(root / "parallel" / name)
+    epochs = list(range(1, RUNS[name]["training"]["epochs"] + 1))
+    assert [h["epoch"] for h in shared] == [h["epoch"] for h in serial] == epochs
+    for one, two in zip(serial, shared, strict=True):
+        for key in ("train_loss", "validation_loss", "learning_rate"):
+            assert two[key] == pytest.approx(one[key], rel=1e-10, abs=0.0), (name, key, one)
+    assert serial[-1]["train_loss"] != serial[0]["train_loss"]  # the curve is not flat
+    log = (root / "parallel" / name / "train.log").read_text()
+    for epoch in epochs:
+        assert log.count(f"epoch {epoch} train_loss") == 1, log
+
+
+def test_only_process_zero_writes_the_run_directory(root, parallel):
+    assert [(r["rank"], r["world_size"]) for r in parallel] == [(0, 2), (1, 2)]
+    assert parallel[1]["writes"] == []
+    written = {Path(path).name for _, path in parallel[0]["writes"]}
+    for name in ("train.log", "checkpoint.ckpt.partial", "model.pt", "split.json"):
+        assert name in written, written
+    assert "options_restart.yaml" in written
+
+
+def test_ridge_under_torchrun_is_refused_naming_the_alternatives(parallel):
+    for record in parallel:
+        message = record["outcomes"][list(RUNS).index("ridge")]
+        assert "training.optimizer 'ridge'" in message, message
+        assert "without torchrun" in message and "'adam' or 'lbfgs'" in message, message
