@@ -81,7 +81,7 @@ def share(items: Sequence[T]) -> list[T]:
 
 def sum_values(values: torch.Tensor) -> torch.Tensor:
     """Sum of ``values`` over all processes (every process gets the same sum)."""
-    if world_size() == 1:
+    if not dist.is_initialized():
         return values
     summed = values.detach().clone()
     dist.all_reduce(summed)
@@ -95,7 +95,7 @@ def sum_gradients(model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
     keeps none, as in one process (Adam does not step such parameters); one that has a
     gradient somewhere gets the sum, zero where a process had none. One all-reduce.
     """
-    if world_size() == 1:
+    if not dist.is_initialized():
         return loss
     parameters = [p for p in model.parameters() if p.requires_grad]
     grads = [p.grad for p in parameters]
@@ -124,7 +124,7 @@ def sum_gradients(model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
 
 def broadcast_state(model: torch.nn.Module) -> None:
     """Give every process the parameters and buffers of process 0 (in place)."""
-    if world_size() == 1:
+    if not dist.is_initialized():
         return
     with torch.no_grad():
         for tensor in model.state_dict().values():

@@ -125,8 +125,9 @@ class _Prepared:
     stacked: dict[tuple[int, ...], TensorMap] = field(default_factory=dict)
 
     def batch_features(self, batch: list[int]) -> TensorMap:
-        """Features of ``batch`` as one TensorMap; the full batch is stacked only once."""
-        if len(batch) == len(self.features):
+        """Features of ``batch`` as one TensorMap; the full batch (this process's share of
+        it under torchrun) is stacked only once."""
+        if batch == distributed.share(range(len(self.features))):  # all, or this process's
             key = tuple(batch)
             if key not in self.stacked:
                 self.stacked[key] = stack_structures([self.features[i] for i in batch])

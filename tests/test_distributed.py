@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 from click.testing import CliRunner
 
+from rhocore import distributed
 from rhocore.cli import cli
 from rhocore.dataset import DatasetWriter
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
@@ -128,3 +130,24 @@ def test_ridge_under_torchrun_is_refused_naming_the_alternatives(parallel):
         message = record["outcomes"][list(RUNS).index("ridge")]
         assert "training.optimizer 'ridge'" in message, message
         assert "without torchrun" in message and "'adam' or 'lbfgs'" in message, message
+
+
+@pytest.fixture
+def one_process_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_summed_gradients_leave_parameters_no_process_used_without_gradient(one_process_group):
+    model = torch.nn.ModuleDict(
+        {"used": torch.nn.Linear(3, 2).double(), "unused": torch.nn.Linear(3, 2).double()}
+    )
+    loss = model["used"](torch.ones(4, 3, dtype=torch.float64)).square().sum()
+    loss.backward()
+    expected = [p.grad.clone() for p in model["used"].parameters()]
+    assert distributed.sum_gradients(model, loss) == loss
+    for grad, parameter in zip(expected, model["used"].parameters(), strict=True):
+        assert torch.equal(parameter.grad, grad)
+    assert all(p.grad is None for p in model["unused"].parameters())
+    assert distributed.share(list(range(5))) == [0, 1, 2, 3, 4]
