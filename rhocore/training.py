@@ -317,7 +317,8 @@ def evaluate_loss(
         for start in range(0, len(prepared.features), batch_size):
             batch = list(range(start, min(start + batch_size, len(prepared.features))))
             total += float(_shared_loss(model, layout, prepared, batch))
-    return float(distributed.sum_values(torch.tensor(total))) / len(prepared.features)
+    total = float(distributed.sum_values(torch.tensor(total, dtype=torch.float64)))
+    return total / len(prepared.features)
 
 
 def predict(

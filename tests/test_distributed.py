@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -17,8 +18,10 @@ from click.testing import CliRunner
 
 from rhocore import distributed
 from rhocore.cli import cli
-from rhocore.dataset import DatasetWriter
+from rhocore.dataset import Dataset, DatasetWriter
+from rhocore.plugins import get_registry
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
+from rhocore.training import load_checkpoint, load_model, predict
 
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 REPOSITORY = Path(__file__).parents[1]
@@ -101,7 +104,12 @@ def _history(run_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("name", ["adam", "lbfgs"])
 def test_two_processes_follow_the_loss_curve_of_one(root, parallel, name):
-    result = CliRunner().invoke(cli, _train_arguments(root, name, "serial"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in each torchrun process
+    try:
+        result = CliRunner().invoke(cli, _train_arguments(root, name, "serial"))
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert all(record["outcomes"][list(RUNS).index(name)] == "ok" for record in parallel)
     serial, shared = _history(root / "serial" / name), _history(root / "parallel" / name)
@@ -114,6 +122,24 @@ def test_two_processes_follow_the_loss_curve_of_one(root, parallel, name):
     log = (root / "parallel" / name / "train.log").read_text()
     for epoch in epochs:
         assert log.count(f"epoch {epoch} train_loss") == 1, log
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs"])
+def test_logged_validation_loss_is_the_metric_error_of_the_last_weights(root, parallel, name):
+    run_dir = root / "parallel" / name
+    checkpoint = load_checkpoint(run_dir / "checkpoint.ckpt")
+    _, descriptor, _ = load_model(run_dir / "checkpoint.ckpt")
+    model = get_registry().get("model", checkpoint["model"]["name"])
+    model = model.from_hypers(checkpoint["model"]["hypers"])
+    model.load_state_dict(checkpoint["model_state"])
+    dataset = Dataset(root / "data.h5")
+    indices = json.loads((run_dir / "split.json").read_text())["validation"]
+    predictions = predict(model, descriptor, [dataset.atoms(i) for i in indices])
+    errors = [
+        (p - dataset.coefficients(i)) @ dataset.overlap(i) @ (p - dataset.coefficients(i))
+        for p, i in zip(predictions, indices, strict=True)
+    ]
+    assert checkpoint["history"][-1]["validation_loss"] == pytest.approx(np.mean(errors), rel=1e-12)
 
 
 def test_only_process_zero_writes_the_run_directory(root, parallel):
