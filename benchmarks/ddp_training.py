@@ -7,7 +7,7 @@ per process). Prints JSON: command wall times, seconds per epoch from the ``trai
 timestamps, the largest relative difference of the per-epoch training and validation
 losses, and the load average (timings on a shared machine are noisy).
 Usage: ``python benchmarks/ddp_training.py [--structures 64] [--molecules 4] [--epochs 10]
-[--processes 2] [--optimizer adam]``.
+[--batch-size 8] [--processes 2] [--optimizer adam]``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--structures", type=int, default=64)
     parser.add_argument("--molecules", type=int, default=4, help="waters per structure")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=8, help="structures per step")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--optimizer", choices=["adam", "lbfgs"], default="adam")
     args = parser.parse_args()
@@ -68,7 +69,7 @@ def main() -> None:
             "training": {
                 "optimizer": args.optimizer,
                 "epochs": args.epochs,
-                "batch_size": 8,
+                "batch_size": args.batch_size,
                 "ridge_warm_start": False,
             },
             "split": {"test_fraction": 0.1, "validation_fraction": 0.1},
@@ -96,6 +97,7 @@ def main() -> None:
                 "structures": args.structures,
                 "atoms_per_structure": 3 * args.molecules,
                 "epochs": args.epochs,
+                "batch_size": args.batch_size,
                 "optimizer": args.optimizer,
                 "processes": args.processes,
                 "one_process": serial,

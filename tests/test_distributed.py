@@ -1,5 +1,5 @@
-"""`rhocore train` under torchrun: 2 processes follow the loss curve of 1, only process 0
-writes, and the closed-form ridge fit is refused."""
+"""`rhocore train` under torchrun: 2 processes follow the loss curve of 1 (and resume in 1),
+only process 0 writes, and the closed-form ridge fit is refused."""
 
 from __future__ import annotations
 
@@ -54,13 +54,27 @@ RUNS = {
     },
     "ridge": {"model": {"name": "linear"}, "training": {"optimizer": "ridge"}},
 }
+#: The first half of "adam", trained in 2 processes, then resumed by "adam" in 1.
+RUNS["adam-half"] = {**RUNS["adam"], "training": {**RUNS["adam"]["training"], "epochs": 2}}
 
 
-def _train_arguments(root: Path, name: str, run: str) -> list[str]:
+def _train_arguments(root: Path, name: str, run_dir: Path) -> list[str]:
     return ["train", str(root / f"{name}.yaml"), "--dataset", str(root / "data.h5")] + [
         "-o",
-        str(root / run / name),
+        str(run_dir),
     ]
+
+
+def _train_in_this_process(root: Path, name: str, run_dir: Path) -> list[dict]:
+    """`rhocore train` here, with one thread as in each torchrun process; its history."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = CliRunner().invoke(cli, _train_arguments(root, name, run_dir))
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    return _history(run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +92,7 @@ def root(tmp_path_factory) -> Path:
 def parallel(root) -> list[dict]:
     """Every run of RUNS in one torchrun launch of 2 processes; their records by rank."""
     (root / "records").mkdir()
-    commands = [_train_arguments(root, name, "parallel") for name in RUNS]
+    commands = [_train_arguments(root, name, root / "parallel" / name) for name in RUNS]
     environment = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -102,26 +116,38 @@ def _history(run_dir: Path) -> list[dict]:
     return torch.load(run_dir / "checkpoint.ckpt", weights_only=True)["history"]
 
 
-@pytest.mark.parametrize("name", ["adam", "lbfgs"])
-def test_two_processes_follow_the_loss_curve_of_one(root, parallel, name):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in each torchrun process
-    try:
-        result = CliRunner().invoke(cli, _train_arguments(root, name, "serial"))
-    finally:
-        torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.output
-    assert all(record["outcomes"][list(RUNS).index(name)] == "ok" for record in parallel)
-    serial, shared = _history(root / "serial" / name), _history(root / "parallel" / name)
-    epochs = list(range(1, RUNS[name]["training"]["epochs"] + 1))
-    assert [h["epoch"] for h in shared] == [h["epoch"] for h in serial] == epochs
-    for one, two in zip(serial, shared, strict=True):
+@pytest.fixture(scope="module")
+def serial(root) -> dict[str, list[dict]]:
+    """Histories of the "adam" and "lbfgs" runs in one process."""
+    return {
+        name: _train_in_this_process(root, name, root / "serial" / name)
+        for name in ("adam", "lbfgs")
+    }
+
+
+def _assert_same_curve(one: list[dict], two: list[dict], epochs: int) -> None:
+    assert [h["epoch"] for h in one] == [h["epoch"] for h in two] == list(range(1, epochs + 1))
+    for a, b in zip(one, two, strict=True):
         for key in ("train_loss", "validation_loss", "learning_rate"):
-            assert two[key] == pytest.approx(one[key], rel=1e-10, abs=0.0), (name, key, one)
-    assert serial[-1]["train_loss"] != serial[0]["train_loss"]  # the curve is not flat
+            assert b[key] == pytest.approx(a[key], rel=1e-10, abs=0.0), (key, a, b)
+    assert one[-1]["train_loss"] != one[0]["train_loss"]  # the curve is not flat
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs"])
+def test_two_processes_follow_the_loss_curve_of_one(root, parallel, serial, name):
+    assert all(record["outcomes"][list(RUNS).index(name)] == "ok" for record in parallel)
+    epochs = RUNS[name]["training"]["epochs"]
+    _assert_same_curve(serial[name], _history(root / "parallel" / name), epochs)
     log = (root / "parallel" / name / "train.log").read_text()
-    for epoch in epochs:
+    for epoch in range(1, epochs + 1):
         assert log.count(f"epoch {epoch} train_loss") == 1, log
+
+
+def test_a_two_process_run_resumed_in_one_process_stays_on_the_curve(root, parallel, serial):
+    assert all(record["outcomes"][list(RUNS).index("adam-half")] == "ok" for record in parallel)
+    resumed = _train_in_this_process(root, "adam", root / "parallel" / "adam-half")
+    assert "resuming from" in (root / "parallel" / "adam-half" / "train.log").read_text()
+    _assert_same_curve(serial["adam"], resumed, RUNS["adam"]["training"]["epochs"])
 
 
 @pytest.mark.parametrize("name", ["adam", "lbfgs"])
