@@ -176,13 +176,18 @@ def merge(output: Path, inputs: tuple[Path, ...], renumber: bool) -> None:
 )
 def train(config: Path, dataset: Path, run_dir: Path) -> None:
     """Train a model on DATASET with the model/training sections of CONFIG."""
+    from rhocore import distributed
     from rhocore.config import load_config
     from rhocore.workflows.train import train_run
 
-    result = train_run(load_config(config), dataset, run_dir)
-    click.echo(
-        f"best loss {result.best_loss:.6g} at epoch {result.best_epoch}; model: {run_dir}/model.pt"
-    )
+    with distributed.session():  # under torchrun: all processes train, process 0 reports
+        result = train_run(load_config(config), dataset, run_dir)
+        main = distributed.is_main()
+    if main:
+        click.echo(
+            f"best loss {result.best_loss:.6g} at epoch {result.best_epoch}; "
+            f"model: {run_dir}/model.pt"
+        )
 
 
 @cli.command()

@@ -23,6 +23,10 @@ from rhocore.stm import plane_coordinates  # noqa: E402
 
 IMAGE_CMAP = "afmhot"
 DIFFERENCE_CMAP = "RdBu_r"
+#: Percentile below which image values share the darkest colour: the deep holes of a
+#: constant-current image (trenches between dimer rows) would otherwise take most of
+#: the colour scale and hide the corrugation of the rows.
+DARKEST_PERCENTILE = 5.0
 
 
 def top_layer_positions(
@@ -89,8 +93,9 @@ def stm_image_plot(
 ) -> None:
     """One STM image with a colour bar, written to a PNG file."""
     figure, axis = plt.subplots(figsize=(_panel_width(atoms, repeat), 5))
-    mesh = draw_image(axis, image, atoms, repeat=repeat, top_layer=top_layer)
-    figure.colorbar(mesh, ax=axis, label=colorbar_label)
+    limits = _image_limits(image)
+    mesh = draw_image(axis, image, atoms, repeat=repeat, top_layer=top_layer, limits=limits)
+    figure.colorbar(mesh, ax=axis, label=colorbar_label, extend=_extend(image, limits))
     axis.set_title(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
@@ -103,6 +108,20 @@ def _panel_width(atoms: ase.Atoms, repeat: tuple[int, int]) -> float:
     width = repeat[0] * abs(cell[0, 0]) + repeat[1] * abs(cell[1, 0])
     height = repeat[0] * abs(cell[0, 1]) + repeat[1] * abs(cell[1, 1])
     return float(np.clip(4.0 * width / height, 2.5, 9.0)) + 2.0
+
+
+def _image_limits(values: np.ndarray) -> tuple[float, float]:
+    """Colour limits of an image: its DARKEST_PERCENTILE percentile to its maximum."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(np.percentile(finite, DARKEST_PERCENTILE)), float(finite.max())
+    return (low, high) if high > low else (float(finite.min()), high)
+
+
+def _extend(values: np.ndarray, limits: tuple[float, float]) -> str:
+    """'min' when some values lie below the colour scale (shown as an arrow), else 'neither'."""
+    return "min" if np.nanmin(values) < limits[0] else "neither"
 
 
 def _symmetric_span(values: np.ndarray) -> float:
@@ -125,7 +144,7 @@ def stm_comparison_plot(
     """Predicted | reference | difference, the first two on one colour scale, to a PNG."""
     figure, axes = plt.subplots(1, 3, figsize=(3 * _panel_width(atoms, repeat), 5))
     both = np.concatenate([predicted.ravel(), reference.ravel()])
-    limits = (float(np.nanmin(both)), float(np.nanmax(both)))
+    limits = _image_limits(both)
     difference = predicted - reference
     span = _symmetric_span(difference)
     panels = (
@@ -144,7 +163,8 @@ def stm_comparison_plot(
             limits=panel_limits,
         )
         label = colorbar_label if name != panels[2][1] else f"difference, {colorbar_label}"
-        figure.colorbar(mesh, ax=axis, label=label)
+        extend = _extend(image, panel_limits) if cmap == IMAGE_CMAP else "neither"
+        figure.colorbar(mesh, ax=axis, label=label, extend=extend)
         axis.set_title(name)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()

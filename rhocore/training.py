@@ -25,7 +25,7 @@ from metatensor.torch import TensorMap
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from rhocore import __version__
+from rhocore import __version__, distributed
 from rhocore.backend import PluginOptions
 from rhocore.basis import BasisLayout
 from rhocore.descriptors import DescriptorOptions, LambdaSoap
@@ -125,8 +125,9 @@ class _Prepared:
     stacked: dict[tuple[int, ...], TensorMap] = field(default_factory=dict)
 
     def batch_features(self, batch: list[int]) -> TensorMap:
-        """Features of ``batch`` as one TensorMap; the full batch is stacked only once."""
-        if len(batch) == len(self.features):
+        """Features of ``batch`` as one TensorMap; the full batch (this process's share of
+        it under torchrun) is stacked only once."""
+        if batch == distributed.share(range(len(self.features))):  # all, or this process's
             key = tuple(batch)
             if key not in self.stacked:
                 self.stacked[key] = stack_structures([self.features[i] for i in batch])
@@ -134,6 +135,7 @@ class _Prepared:
         return stack_structures([self.features[i] for i in batch])
 
 
+@distributed.session()
 def train(
     model: Model,
     descriptor: LambdaSoap,
@@ -149,12 +151,21 @@ def train(
     The monitored loss (validation, or training when there is no validation sample) drives
     the scheduler, early stopping and the choice of the best weights. With ``resume`` and
     an existing checkpoint of the same model, training continues after its last epoch.
-    Losses are means over structures of ``Δ^T S Δ``.
+    Losses are means over structures of ``Δ^T S Δ``. Under ``torchrun`` the processes
+    share every step (:mod:`rhocore.distributed`) and process 0 alone writes ``run_dir``.
     """
     if not train_samples:
         raise ValueError("no training structures: the training set is empty")
+    if options.optimizer == "ridge" and distributed.world_size() > 1:
+        raise ValueError(
+            "training.optimizer 'ridge' is one closed-form solve, not shared between "
+            f"processes: run it without torchrun (here {distributed.world_size()} processes), "
+            "or choose 'adam' or 'lbfgs'"
+        )
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = progress and distributed.is_main()
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
     with _logging_into(run_dir):
         torch.manual_seed(options.seed)
         _reset_parameters(model)
@@ -162,6 +173,7 @@ def train(
         model.set_baseline(invariant_means(train_samples, descriptor.layout))
         training = _prepare(descriptor, train_samples, "training", progress)
         validation = _prepare(descriptor, validation_samples, "validation", progress)
+        model.prepare(training.features)
         path = run_dir / CHECKPOINT_FILE
         if options.optimizer == "ridge":
             return _ridge(model, descriptor, training, validation, options, path)
@@ -173,6 +185,9 @@ def train(
 @contextlib.contextmanager
 def _logging_into(run_dir: Path) -> Iterator[None]:
     """Send this module's log lines (per-epoch ones included) to ``run_dir/train.log``."""
+    if not distributed.is_main():
+        yield
+        return
     handler = logging.FileHandler(run_dir / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     for logger in (log, epoch_log):
@@ -202,6 +217,7 @@ def _gradient_training(
     warm_loss = float("inf")
     if warm_start:
         warm_loss = _fit_ridge(model, descriptor.layout, training, validation, options)["best_loss"]
+    distributed.broadcast_state(model)
     optimizer = _optimizer(model, options)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=options.scheduler_factor, patience=options.scheduler_patience
@@ -248,7 +264,10 @@ def _gradient_training(
             state["best_epoch"] = epoch
             state["best_state"] = copy.deepcopy(model.state_dict())
         state["epoch"] = epoch
-        save_checkpoint(path, _checkpoint(model, descriptor, options, optimizer, scheduler, state))
+        if distributed.is_main():
+            save_checkpoint(
+                path, _checkpoint(model, descriptor, options, optimizer, scheduler, state)
+            )
         epoch_log.info(
             "epoch %d train_loss %.6e validation_loss %s lr %.3e",
             epoch,
@@ -298,7 +317,8 @@ def evaluate_loss(
     with torch.no_grad():
         for start in range(0, len(prepared.features), batch_size):
             batch = list(range(start, min(start + batch_size, len(prepared.features))))
-            total += float(_batch_loss(model, layout, prepared, batch))
+            total += float(_shared_loss(model, layout, prepared, batch))
+    total = float(distributed.sum_values(torch.tensor(total, dtype=torch.float64)))
     return total / len(prepared.features)
 
 
@@ -532,8 +552,9 @@ def _adam_epoch(
     for start in range(0, len(order), options.batch_size):
         batch = order[start : start + options.batch_size].tolist()
         optimizer.zero_grad()
-        loss = _batch_loss(model, layout, training, batch)
+        loss = _shared_loss(model, layout, training, batch)
         (loss / len(batch)).backward()
+        loss = distributed.sum_gradients(model, loss)
         optimizer.step()
         total += float(loss.detach())
     return total / len(order)
@@ -551,13 +572,13 @@ def _lbfgs_epoch(
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = _batch_loss(model, layout, training, everything) / len(everything)
-        if options.weight_decay:
+        loss = _shared_loss(model, layout, training, everything) / len(everything)
+        if options.weight_decay and distributed.is_main():  # once in the summed loss
             loss = loss + 0.5 * options.weight_decay * sum(
                 torch.sum(parameter**2) for parameter in model.parameters()
             )
         loss.backward()
-        return loss
+        return distributed.sum_gradients(model, loss)
 
     return float(optimizer.step(closure).detach())
 
@@ -595,6 +616,19 @@ def _prepare(
         references=[torch.tensor(s.coefficients, dtype=torch.float64) for s in samples],
         metrics=[torch.tensor(s.metric, dtype=torch.float64) for s in samples],
     )
+
+
+def _shared_loss(
+    model: Model, layout: BasisLayout, prepared: _Prepared, batch: list[int]
+) -> torch.Tensor:
+    """Sum of the metric losses of this process's share of ``batch`` (all of it in one).
+
+    An empty share gives a zero that backpropagates to no parameter.
+    """
+    mine = distributed.share(batch)
+    if not mine:
+        return torch.zeros((), dtype=torch.float64, requires_grad=True)
+    return _batch_loss(model, layout, prepared, mine)
 
 
 def _batch_loss(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from rhocore import distributed
 from rhocore.config import ResolvedConfig
 from rhocore.dataset import Dataset
 from rhocore.descriptors import LambdaSoap
@@ -67,6 +68,7 @@ def load_samples(dataset: Dataset, indices: list[int]) -> list[Sample]:
     ]
 
 
+@distributed.session()
 def train_run(
     config: ResolvedConfig,
     dataset_path: Path,
@@ -77,10 +79,13 @@ def train_run(
 ) -> TrainingResult:
     """Train the configured model on a dataset and export it to ``run_dir/model.pt``.
 
-    ``split`` overrides the seeded random split of the config's ``split`` section.
+    ``split`` overrides the seeded random split of the config's ``split`` section. Under
+    ``torchrun`` the processes share the training and process 0 alone writes ``run_dir``.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = distributed.is_main()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     dataset = Dataset(Path(dataset_path))
     metadata = dataset.metadata
     if split is None:
@@ -91,11 +96,12 @@ def train_run(
             split_options.validation_fraction,
             split_options.seed,
         )
-    (run_dir / "split.json").write_text(json.dumps(split.as_dict(), indent=1))
     restart = config.to_dict()
     restart["backend"] = {"name": metadata.backend_name, "options": metadata.backend_options}
     restart["target"] = {"name": metadata.target_name, "options": metadata.target_options}
-    (run_dir / "options_restart.yaml").write_text(yaml.safe_dump(restart, sort_keys=False))
+    if main:
+        (run_dir / "split.json").write_text(json.dumps(split.as_dict(), indent=1))
+        (run_dir / "options_restart.yaml").write_text(yaml.safe_dump(restart, sort_keys=False))
 
     species = metadata.layout.species
     descriptor = LambdaSoap(config.descriptor_options, metadata.layout, species)
@@ -117,12 +123,13 @@ def train_run(
         run_dir,
         progress=progress,
     )
-    save_model_file(
-        run_dir / "model.pt",
-        model,
-        config.descriptor_options,
-        species,
-        metadata,
-        split.as_dict(),
-    )
+    if main:
+        save_model_file(
+            run_dir / "model.pt",
+            model,
+            config.descriptor_options,
+            species,
+            metadata,
+            split.as_dict(),
+        )
     return result
