@@ -204,6 +204,16 @@ class TorchBlockMetric:
             )
         return cls(metric.n_functions, groups)
 
+    def to_dense(self) -> np.ndarray:
+        """The dense symmetric S (dropped pairs are zero)."""
+        out = np.zeros((self.n_functions, self.n_functions))
+        for group in self.groups:
+            rows, columns = group.rows.numpy(), group.columns.numpy()
+            values = group.values.numpy()
+            out[rows[:, :, None], columns[:, None, :]] = values
+            out[columns[:, :, None], rows[:, None, :]] = values.transpose(0, 2, 1)
+        return out
+
     def quadratic(self, vector: torch.Tensor) -> torch.Tensor:
         """``v^T S v`` (differentiable in ``v``), block by block."""
         total = vector.new_zeros(())
