@@ -32,7 +32,7 @@ from ase.data import chemical_symbols
 
 from rhocore.backend import OrbitalData, RIFit
 from rhocore.basis import BasisLayout
-from rhocore.metric_blocks import BlockMetric, block_starts
+from rhocore.metric_blocks import BlockMetric
 from rhocore.versions import Updater, upgrade
 
 FORMAT = "rhocore-dataset"
@@ -54,6 +54,8 @@ def _update_v1_to_v2(attrs: dict[str, Any]) -> dict[str, Any]:
 UPDATES: dict[int, Updater] = {1: _update_v1_to_v2}
 #: Fields of a format-2 entry that hold its metric as atom-pair blocks.
 METRIC_FIELDS: tuple[str, ...] = ("overlap_pairs", "overlap_distances", "overlap_blocks")
+#: Metric values read at a time when a dense S is assembled from its blocks.
+DENSE_CHUNK = 1 << 22
 
 UNITS: dict[str, str] = {
     "positions": "angstrom",
@@ -822,7 +824,7 @@ class Dataset:
         if self.format_version == 1:
             size = self._size(group, index)
             return self._array(group, index, "overlap", (size, size))
-        return self._blocks(group, index, None).to_dense()
+        return self._dense_metric(group, index)
 
     def metric_blocks(self, index: int, cutoff: float | None = None) -> BlockMetric:
         """Metric of entry ``index`` as the blocks of atom pairs within ``cutoff`` angstrom.
@@ -869,6 +871,31 @@ class Dataset:
 
     def _blocks(self, group: h5py.Group, index: int, cutoff: float | None) -> BlockMetric:
         """The stored atom-pair blocks of entry ``index`` within ``cutoff`` (format 2)."""
+        metric, stored = self._stored_blocks(group, index, cutoff)
+        with _reading(self.path, f"structure {index}, field 'overlap_blocks'", "overlap_blocks"):
+            metric.values = np.asarray(stored[: metric.block_starts()[-1]], dtype=float)
+        return metric
+
+    def _dense_metric(self, group: h5py.Group, index: int) -> np.ndarray:
+        """The dense S of a format-2 entry, its blocks read a few million values at a time."""
+        metric, stored = self._stored_blocks(group, index, None)
+        out = np.zeros((metric.n_functions,) * 2)
+        starts = metric.block_starts()
+        step = max(1, len(metric.pairs) * DENSE_CHUNK // max(int(starts[-1]), 1))
+        for first in range(0, len(metric.pairs), step):
+            last = min(first + step, len(metric.pairs))
+            with _reading(
+                self.path, f"structure {index}, field 'overlap_blocks'", "overlap_blocks"
+            ):
+                values = np.asarray(stored[starts[first] : starts[last]], dtype=float)
+            chunk = BlockMetric(metric.offsets, metric.pairs[first:last], np.zeros(0), values)
+            chunk.fill_dense(out)
+        return out
+
+    def _stored_blocks(
+        self, group: h5py.Group, index: int, cutoff: float | None
+    ) -> tuple[BlockMetric, h5py.Dataset]:
+        """The checked pairs within ``cutoff`` (values not read yet) and the stored values."""
         atoms = self._atoms(group, index)
         self._size(group, index)
         offsets = self._layout(index).atom_offsets(atoms.numbers)
@@ -908,7 +935,6 @@ class Dataset:
             total = int((sizes.sum() ** 2 + np.sum(sizes**2)) // 2)
             if stored.shape != (total,):
                 raise damaged("overlap_blocks", f"has shape {stored.shape}, expected ({total},)")
-            values = np.asarray(stored[: block_starts(offsets, pairs)[-1]], dtype=float)
             norm = group.attrs.get("metric_norm")
         if not isinstance(norm, (float, np.floating)):
             raise DatasetError(
@@ -916,7 +942,8 @@ class Dataset:
                 "damaged",
                 field="metric_norm",
             )
-        return BlockMetric(offsets, pairs, distances, values, float(norm), cutoff)
+        empty = np.zeros(0)
+        return BlockMetric(offsets, pairs, distances, empty, float(norm), cutoff), stored
 
     def entry(self, index: int) -> DatasetEntry:
         """Everything stored for entry ``index``, done or failed."""
@@ -987,7 +1014,7 @@ class Dataset:
             shapes["overlap"] = (size, size)
         arrays = {name: self._array(group, index, name, shape) for name, shape in shapes.items()}
         if self.format_version > 1:
-            arrays["overlap"] = self._blocks(group, index, None).to_dense()
+            arrays["overlap"] = self._dense_metric(group, index)
         with _reading(self.path, f"structure {index}, field 'field_state'", "field_state"):
             state = group.get("field_state")
             if not isinstance(state, h5py.Group):

@@ -74,15 +74,16 @@ class BlockMetric:
         distances = pair_distances(atoms)[first, second]
         order = np.lexsort((second, first, distances))
         pairs = np.stack([first[order], second[order]], axis=1)
-        values = [
-            matrix[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]].ravel()
-            for i, j in pairs
-        ]
         norm = None
         if coefficients is not None:
             norm = float(coefficients @ matrix @ coefficients)
-        full = cls(offsets, pairs, distances[order], np.concatenate(values), norm)
-        return full.truncated(cutoff)
+        full = cls(offsets, pairs, distances[order], np.zeros(0), norm).truncated(cutoff)
+        starts = full.block_starts()
+        full.values = np.empty(starts[-1])
+        for k, (i, j) in enumerate(full.pairs):
+            block = matrix[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]]
+            full.values[starts[k] : starts[k + 1]] = block.ravel()
+        return full
 
     @property
     def n_functions(self) -> int:
@@ -122,13 +123,17 @@ class BlockMetric:
     def to_dense(self) -> np.ndarray:
         """The dense symmetric S (dropped pairs are zero)."""
         out = np.zeros((self.n_functions, self.n_functions))
+        self.fill_dense(out)
+        return out
+
+    def fill_dense(self, out: np.ndarray) -> None:
+        """Write the blocks, and their transposes, into the dense matrix ``out``."""
         offsets = self.offsets
         for i, j, block in self.blocks():
             rows = slice(offsets[i], offsets[i + 1])
             columns = slice(offsets[j], offsets[j + 1])
             out[rows, columns] = block
             out[columns, rows] = block.T
-        return out
 
     def quadratic(self, vector: np.ndarray) -> float:
         """``v^T S v`` from the blocks."""
