@@ -10,8 +10,10 @@ import ase
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from rhocore.basis import BasisLayout
+from rhocore.cli import cli
 from rhocore.dataset import Dataset, DatasetWriter
 from rhocore.loss import metric_loss, metric_loss_per_structure
 from rhocore.metric_blocks import BlockMetric
@@ -149,3 +151,26 @@ def test_a_format_1_dataset_gives_the_blocks_of_its_dense_overlap():
     assert blocks.norm == pytest.approx(coefficients @ dense @ coefficients, rel=1e-12)
     assert dataset.metric_blocks(0, 0.5).cutoff_error(coefficients) > 0
     assert np.array_equal(dataset.entry(0).fit.metric, dense)
+
+
+def test_dataset_info_reports_what_a_metric_cutoff_keeps_and_its_error(tmp_path):
+    path = tmp_path / "dataset.h5"
+    entries = [synthetic_entry(index, n_molecules=3) for index in range(2)]
+    with DatasetWriter(path, synthetic_metadata()) as writer:
+        for entry in entries:
+            writer.write(entry)
+    errors, kept = [], 0
+    for entry in entries:
+        atom_of = SYNTHETIC_LAYOUT.function_table(entry.atoms.numbers)[:, 0]
+        distances = entry.atoms.get_all_distances(mic=True)
+        near = distances[np.ix_(atom_of, atom_of)] <= 2.0
+        d, metric = entry.fit.coefficients, entry.fit.metric
+        errors.append(abs(d @ np.where(near, metric, 0.0) @ d / (d @ metric @ d) - 1))
+        kept += np.sum(np.triu(distances <= 2.0))
+    result = CliRunner().invoke(cli, ["dataset", "info", str(path), "--metric-cutoff", "2"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "metric cutoff" in line)
+    assert line.strip() == (
+        f"metric cutoff 2 angstrom keeps {100 * kept / 90:.1f} % of the atom pairs; d^T S d "
+        f"changes by {np.mean(errors):.2e} on average, {np.max(errors):.2e} at most (relative)"
+    )
