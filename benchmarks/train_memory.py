@@ -11,8 +11,9 @@ and runs one Adam step of the linear model through :func:`rhocore.training.train
 * ``dense``: the dense S, as rhocore trained before (``Dataset.overlap``);
 * ``blocks``: atom-pair blocks within ``--cutoff`` angstrom (``metric_cutoff``).
 
-Each process reports its peak resident memory (``getrusage``), and the peak above its
-memory right before reading the data (imports, descriptor and model built): the step.
+Each process reports its peak resident memory (VmHWM), and the peak above its memory
+right before reading the data (imports done, descriptor and model built, one warm-up step
+on a single water taken): the step.
 Scaling exponents are fitted to the step memory on log-log axes; for the largest cluster
 the relative error of d^T S d is given for a few cutoffs.
 Usage: ``python benchmarks/train_memory.py [--molecules 21 42 84 167 334] [--cutoff 5]``.
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -134,6 +134,31 @@ def write_datasets(args: argparse.Namespace, folder: Path) -> list[dict]:
     return written
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM; unlike getrusage's ru_maxrss it starts
+    afresh at exec instead of inheriting the parent's peak), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def warm_up(dataset, descriptor, model, options, mode: str) -> None:
+    """One step on the first water alone, so that lazily loaded code is not counted."""
+    from rhocore.metric_blocks import BlockMetric
+    from rhocore.training import Sample, train
+
+    layout = dataset.metadata.layout
+    atoms = dataset.atoms(0)[:3]
+    size = layout.size(atoms.numbers)
+    metric = np.eye(size)
+    if mode == "blocks":
+        metric = BlockMetric.from_dense(metric, layout, atoms, coefficients=np.ones(size))
+    sample = Sample(atoms, dataset.coefficients(0)[:size], metric)
+    with tempfile.TemporaryDirectory() as run_dir:
+        train(model, descriptor, [sample], [], options, Path(run_dir), progress=False)
+
+
 def child(path: str, mode: str, cutoff: float) -> dict:
     """One training step on the single structure of ``path``; peak memory in MiB."""
     from rhocore.dataset import Dataset
@@ -152,7 +177,8 @@ def child(path: str, mode: str, cutoff: float) -> dict:
         ridge_warm_start=False,
         metric_cutoff=cutoff if mode == "blocks" else None,
     )
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    warm_up(dataset, descriptor, model, options, mode)
+    before = peak_rss_mib()
     start = time.perf_counter()
     extra = {}
     if mode == "dense":
@@ -166,7 +192,7 @@ def child(path: str, mode: str, cutoff: float) -> dict:
         }
     with tempfile.TemporaryDirectory() as run_dir:
         result = train(model, descriptor, [sample], [], options, Path(run_dir), progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     return {
         "mode": mode,
         "baseline_mib": round(before, 1),
@@ -192,13 +218,21 @@ def main() -> None:
     parser.add_argument("--basis", default="sto-3g", help="orbital basis the aux basis follows")
     parser.add_argument("--aux-basis", default="even-tempered")
     parser.add_argument("--child", nargs=3, metavar=("PATH", "MODE", "CUTOFF"))
+    parser.add_argument("--write", metavar="FOLDER")
     args = parser.parse_args()
     if args.child:
         path, mode, cutoff = args.child
         print(json.dumps(child(path, mode, float(cutoff))))
         return
+    if args.write:
+        print(json.dumps(write_datasets(args, Path(args.write))))
+        return
     with tempfile.TemporaryDirectory(prefix="train_memory") as folder:
-        points = write_datasets(args, Path(folder))
+        # the datasets are written by a process of their own: the measured ones stay clean
+        command = [sys.executable, *sys.argv, "--write", folder]
+        points = json.loads(
+            subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        )
         for point in points:
             for mode in ("blocks", "dense"):
                 command = [
