@@ -196,8 +196,10 @@ class TorchBlockMetric:
         groups = []
         for size_a, size_b in sorted(set(zip(first.tolist(), second.tolist(), strict=True))):
             chosen = np.flatnonzero((first == size_a) & (second == size_b))
-            where = starts[chosen][:, None] + np.arange(size_a * size_b)
-            values = metric.values[where].reshape(len(chosen), size_a, size_b)
+            values = np.empty((len(chosen), size_a, size_b))
+            flat = values.reshape(len(chosen), -1)
+            for row, start in enumerate(starts[chosen]):
+                flat[row] = metric.values[start : start + size_a * size_b]
             i, j = pairs[chosen, 0], pairs[chosen, 1]
             groups.append(
                 _ShapeGroup(
