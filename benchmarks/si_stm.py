@@ -87,7 +87,7 @@ def generate_all(configs: dict[float, object], args: argparse.Namespace) -> dict
     timings_path = args.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     first = next(iter(configs.values()))
-    frames = first.read_structures()
+    frames = first.read_structures()[: args.n_train + args.n_validation + args.n_test]
     backend = first.make_backend()
     targets = {bias: config.make_target() for bias, config in configs.items()}
     species = ase.Atoms(numbers=sorted({int(z) for atoms in frames for z in atoms.numbers}))
@@ -148,9 +148,14 @@ def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
     out = args.out / f"bias{bias:+.1f}"
     structures = args.out / "slabs.xyz"
     dataset = dataset_path(args, bias)
-    done = Dataset(dataset).indices()  # structures whose SCF failed are left out
+    total = args.n_train + args.n_validation + args.n_test
+    # structures whose SCF failed are left out
+    done = [index for index in Dataset(dataset).indices() if index < total]
     n = args.n_train + args.n_validation
-    split = Split(train=done[: args.n_train], validation=done[args.n_train : n], test=done[n:])
+    # the held-out slabs are the last ones, so a smaller training set keeps the same test set
+    split = Split(
+        train=done[: args.n_train], validation=done[args.n_train : n], test=done[-args.n_test :]
+    )
     train_run(config, dataset, out / "run", split=split, progress=False)
     model = load_model_file(out / "run")
     timings = json.loads((args.out / "timings.json").read_text())

@@ -7,8 +7,9 @@ from rhocore.plugins import hookimpl
 
 @hookimpl
 def rhocore_register_models() -> list[type]:
-    """The ``linear`` and ``nonlinear`` equivariant models."""
+    """The ``linear``, ``nonlinear`` and ``kernel`` equivariant models."""
+    from rhocore.models.kernel import KernelModel
     from rhocore.models.linear import LinearModel
     from rhocore.models.nonlinear import NonlinearModel
 
-    return [LinearModel, NonlinearModel]
+    return [LinearModel, NonlinearModel, KernelModel]

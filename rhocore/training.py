@@ -188,6 +188,7 @@ def train(
         cutoff = options.metric_cutoff
         training = _prepare(descriptor, train_samples, "training", progress, cutoff)
         validation = _prepare(descriptor, validation_samples, "validation", progress, cutoff)
+        model.prepare(training.features)
         path = run_dir / CHECKPOINT_FILE
         if options.optimizer == "ridge":
             return _ridge(model, descriptor, training, validation, options, path)

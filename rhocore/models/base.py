@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from metatensor.torch import TensorMap
 
 from rhocore.backend import PluginOptions
 from rhocore.basis import BasisLayout
@@ -61,6 +62,14 @@ class Model(torch.nn.Module):
         """Whether a fresh model is the ``linear`` one, so its layers can be fitted in closed
         form (:mod:`rhocore.models.linear.ridge`) before any gradient step."""
         return False
+
+    def prepare(self, features: list[TensorMap]) -> None:
+        """Take what the architecture needs from the training set before any fit.
+
+        Called once per training run with the features of every training structure;
+        models that hold reference environments (``kernel``) take them here. Default:
+        nothing.
+        """
 
     def set_baseline(self, means: dict[int, np.ndarray]) -> None:
         """Add ``means[Z]`` (shape (n_radial,) of l = 0) to the invariant outputs of Z.

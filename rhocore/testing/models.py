@@ -58,10 +58,11 @@ def check_model(model_cls: type[Model], options: PluginOptions | dict | None = N
     layout = CHECK_LAYOUT
     descriptor = LambdaSoap(CHECK_DESCRIPTOR, layout, layout.species)
     model = model_cls(options, layout, descriptor.feature_sizes())
-    _randomize(model)
     frames = random_waters(3, seed=1)
     numbers = [atoms.numbers for atoms in frames]
     features = descriptor.compute(frames)
+    model.prepare([descriptor.compute(random_waters(2, seed=2))])
+    _randomize(model)
 
     output = model(features)
     _check_metadata(label, output, features, layout)

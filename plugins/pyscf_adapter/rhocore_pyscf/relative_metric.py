@@ -47,6 +47,7 @@ def relative_metric_terms(
         chunk = slice(start, start + POINTS_PER_CHUNK)
         values = np.asarray(auxcell.pbc_eval_gto("GTOval_sph", points_angstrom[chunk] / BOHR))
         weights = volumes[chunk] / (np.abs(field[chunk]) + floor)
-        metric += values.real.T @ (values.real * weights[:, None])
+        scaled = values.real * np.sqrt(weights)[:, None]
+        metric += scaled.T @ scaled  # one symmetric rank-k update: half a general product
         projections += values.real.T @ (weights * field[chunk])
     return 0.5 * (metric + metric.T), projections

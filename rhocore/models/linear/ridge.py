@@ -7,6 +7,10 @@ w = B^T a with (K + r S^-1) a = y, K = B B^T the block-sparse linear kernel betw
 training coefficients (non-zero only for equal element, l and radial index n). With
 S = L L^T per structure and a = L g it becomes (L^T K L + r I) g = L^T y, one symmetric
 eigendecomposition serving every regularisation strength r.
+
+The ``kernel`` model is solved the same way: its kernel is the linear one times the
+invariant factor k(i, j) of the two atoms, and its weights are the dual-weighted feature
+sums per support atom instead of one sum over all atoms.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from metatensor.torch import TensorMap
 
 from rhocore.models.base import Model
+from rhocore.models.kernel.model import KernelLayer
 from rhocore.models.layers import EquivariantLinear, key_selection
 
 #: Above this many training coefficients the dense dual problem needs too much memory.
@@ -28,33 +33,48 @@ Group = tuple[int, int, int]  # (l, Z, n)
 
 
 def _rows(
-    model: Model, features: TensorMap, numbers: np.ndarray
-) -> tuple[list[Group], list[np.ndarray]]:
-    """Per coefficient of one structure: its (l, Z, n) group and its feature vector."""
+    model: Model, features: TensorMap, numbers: np.ndarray, support_offsets: dict[int, int]
+) -> tuple[list[Group], list[np.ndarray], list[int]]:
+    """Per coefficient of one structure: its (l, Z, n) group, feature vector and target.
+
+    The target is the support atom whose projection the coefficient's dual weight adds to
+    (``kernel``: the atom itself, counted over the training set per element from
+    ``support_offsets``, which is advanced), or 0 (``linear``: one weight matrix).
+    """
     layout = model.layout
-    rank = {}
-    counts: dict[int, int] = defaultdict(int)
-    for atom, z in enumerate(numbers):
-        rank[atom] = counts[int(z)]
-        counts[int(z)] += 1
     blocks = {}
     for l, z in model.output_keys():
         block = features.block(key_selection(l, z))
         atoms = block.samples.column("atom").tolist()
         values = block.values.detach().numpy()
         blocks[(l, z)] = {atom: values[row] for row, atom in enumerate(atoms)}
-    groups, vectors = [], []
+    support = {}
+    for z in {z for _, z in model.output_keys()}:
+        atoms = features.block(key_selection(0, z)).samples.column("atom").tolist()
+        support.update({atom: support_offsets[z] + row for row, atom in enumerate(atoms)})
+        support_offsets[z] += len(atoms)
+    groups, vectors, targets = [], [], []
     for atom, z, l, n, m in layout.function_table(numbers):
+        layer = _layer(model, l, z)
         vector = blocks[(l, z)][atom][m + l]
-        if _layer(model, l, z).bias is not None:
+        if layer.bias is not None:
             vector = np.append(vector, 1.0)
         groups.append((l, z, n))
         vectors.append(vector)
-    return groups, vectors
+        targets.append(support[atom] if isinstance(layer, KernelLayer) else 0)
+    return groups, vectors, targets
 
 
-def _layer(model: Model, l: int, z: int) -> EquivariantLinear:
+def _layer(model: Model, l: int, z: int) -> EquivariantLinear | KernelLayer:
     return model.layers[f"{l}_{z}"]
+
+
+def _invariant_factor(layer: EquivariantLinear | KernelLayer) -> np.ndarray | None:
+    """k(M, M') between the support atoms of a kernel layer; None for a linear one."""
+    if not isinstance(layer, KernelLayer):
+        return None
+    support = layer.support.detach().numpy()
+    return (0.5 * (1.0 + support @ support.T)) ** (layer.zeta - 1)
 
 
 class RidgeProblem:
@@ -77,20 +97,33 @@ class RidgeProblem:
             )
         self.groups: dict[Group, list[int]] = defaultdict(list)
         vectors: list[np.ndarray] = []
+        self.row_targets: list[int] = []
         targets = []
+        support_offsets: dict[int, int] = defaultdict(int)
         for structure_features, structure_numbers, reference in zip(
             features, numbers, references, strict=True
         ):
-            groups, rows = _rows(model, structure_features, structure_numbers)
+            groups, rows, row_targets = _rows(
+                model, structure_features, structure_numbers, support_offsets
+            )
             for group, vector in zip(groups, rows, strict=True):
                 self.groups[group].append(len(vectors))
                 vectors.append(vector)
+            self.row_targets.extend(row_targets)
             targets.append(reference - self._baseline(groups))
         self.vectors = vectors
         kernel = np.zeros((size, size))
-        for indices in self.groups.values():
+        factors: dict[tuple[int, int], np.ndarray | None] = {}
+        for (l, z, _), indices in self.groups.items():
             stacked = np.array([vectors[i] for i in indices])
-            kernel[np.ix_(indices, indices)] = stacked @ stacked.T
+            block = stacked @ stacked.T
+            if (l, z) not in factors:
+                factors[(l, z)] = _invariant_factor(_layer(model, l, z))
+            factor = factors[(l, z)]
+            if factor is not None:
+                support = [self.row_targets[i] for i in indices]
+                block *= factor[np.ix_(support, support)]
+            kernel[np.ix_(indices, indices)] = block
         self.factors = [np.linalg.cholesky(metric) for metric in metrics]
         self.offsets = np.cumsum([0] + [len(metric) for metric in metrics])
         transformed = self._times_factors(self._times_factors(kernel).T)  # L^T K L, symmetric
@@ -124,8 +157,15 @@ class RidgeProblem:
         alpha = self._times_factors(gamma[:, None], transpose=False).ravel()
         weights: dict[tuple[int, int], np.ndarray] = {}
         biases: dict[tuple[int, int], np.ndarray] = {}
+        projections: dict[tuple[int, int], np.ndarray] = {}
         for (l, z, n), indices in self.groups.items():
             layer = _layer(self.model, l, z)
+            if isinstance(layer, KernelLayer):
+                projection = projections.setdefault((l, z), np.zeros(tuple(layer.projection.shape)))
+                stacked = np.array([self.vectors[i] for i in indices])
+                support = [self.row_targets[i] for i in indices]
+                np.add.at(projection[:, :, n], support, alpha[indices, None] * stacked)
+                continue
             solution = np.array([self.vectors[i] for i in indices]).T @ alpha[indices]
             in_features = layer.weight.shape[0]
             weights.setdefault((l, z), np.zeros(tuple(layer.weight.shape)))[:, n] = solution[
@@ -134,6 +174,8 @@ class RidgeProblem:
             if layer.bias is not None:
                 biases.setdefault((l, z), np.zeros(tuple(layer.bias.shape)))[n] = solution[-1]
         with torch.no_grad():
+            for (l, z), projection in projections.items():
+                _layer(self.model, l, z).projection.copy_(torch.from_numpy(projection))
             for (l, z), weight in weights.items():
                 layer = _layer(self.model, l, z)
                 layer.weight.copy_(torch.from_numpy(weight))
