@@ -14,7 +14,8 @@ and runs one Adam step of the linear model through :func:`rhocore.training.train
 Each process reports its peak resident memory (VmHWM), and the peak above its memory
 right before reading the data (imports done, descriptor and model built, one warm-up step
 on a single water taken): the step.
-Scaling exponents are fitted to the step memory on log-log axes; for the largest cluster
+Scaling exponents are fitted to the step memory on log-log axes (against atoms, and for
+the blocks against the atom pairs kept); for the largest cluster
 the relative error of d^T S d is given for a few cutoffs.
 Usage: ``python benchmarks/train_memory.py [--molecules 21 42 84 167 334] [--cutoff 5]``.
 """
@@ -271,6 +272,12 @@ def main() -> None:
             mode: exponent(atoms, [point[mode]["step_mib"] for point in points])
             for mode in ("blocks", "dense")
         },
+        # in a finite cluster the pairs within the cutoff per atom grow until the surface
+        # atoms are a small fraction: the block memory follows the pairs kept
+        "blocks_step_memory_exponent_vs_pairs_kept": exponent(
+            [point["blocks"]["pairs_kept"] for point in points],
+            [point["blocks"]["step_mib"] for point in points],
+        ),
         "largest": {
             "atoms": largest["atoms"],
             "dense_over_blocks_peak_rss": largest["dense"]["peak_rss_mib"]
