@@ -52,8 +52,6 @@ def _update_v1_to_v2(attrs: dict[str, Any]) -> dict[str, Any]:
 
 #: Upgrades of the root attributes of a format-N file to format N + 1, keyed by N.
 UPDATES: dict[int, Updater] = {1: _update_v1_to_v2}
-#: Fields of a format-2 entry that hold its metric as atom-pair blocks.
-METRIC_FIELDS: tuple[str, ...] = ("overlap_pairs", "overlap_distances", "overlap_blocks")
 #: Metric values read at a time when a dense S is assembled from its blocks.
 DENSE_CHUNK = 1 << 22
 

@@ -12,7 +12,6 @@ by how much. :class:`TorchBlockMetric` evaluates ``Δ^T S Δ`` from the blocks i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ase
@@ -228,8 +227,3 @@ class TorchBlockMetric:
             left = torch.bmm(vector[group.rows].unsqueeze(1), group.values).squeeze(1)
             total = total + torch.sum(group.weights * torch.sum(left * vector[group.columns], 1))
         return total
-
-
-def densify(metrics: Sequence[np.ndarray | BlockMetric]) -> list[np.ndarray]:
-    """Dense matrices of ``metrics``, block ones made dense (for closed-form solvers)."""
-    return [m.to_dense() if isinstance(m, BlockMetric) else np.asarray(m) for m in metrics]
