@@ -123,11 +123,17 @@ _DATASET_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @dataset.command()
 @click.argument("path", metavar="DATASET", type=_DATASET_FILE)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(path: Path, as_json: bool) -> None:
+@click.option(
+    "--metric-cutoff",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Also say what training.metric_cutoff (angstrom) keeps and the error it makes.",
+)
+def info(path: Path, as_json: bool, metric_cutoff: float | None) -> None:
     """What DATASET holds; works while `rhocore generate` is still writing it."""
     from rhocore.workflows.dataset_info import dataset_info
 
-    summary = dataset_info(path)
+    summary = dataset_info(path, metric_cutoff)
     click.echo(json.dumps(summary.as_dict(), indent=1) if as_json else summary.table())
 
 

@@ -9,11 +9,14 @@ by a flush, and HDF5 metadata is kept in memory until that flush, so a killed ru
 only complete entries; it refuses entries with NaN, infinity or shapes that do not fit the
 layout. :class:`Dataset` reads lazily, survives pickling into data-loader worker processes
 and checks what it reads, so that a damaged file is a :class:`DatasetError` naming the
-file, the entry and the field. See docs/datasets.rst.
+file, the entry and the field. From format 2 on, the metric is stored as atom-pair blocks
+sorted by distance (:mod:`rhocore.metric_blocks`), so the pairs within a cutoff are read
+without the rest. See docs/datasets.rst.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -29,14 +32,28 @@ from ase.data import chemical_symbols
 
 from rhocore.backend import OrbitalData, RIFit
 from rhocore.basis import BasisLayout
+from rhocore.metric_blocks import BlockMetric
 from rhocore.versions import Updater, upgrade
 
 FORMAT = "rhocore-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: First rhocore release that writes each format version, for "upgrade" messages.
 FORMAT_RELEASES: dict[int, str] = {1: "0.1.0"}
+
+
+def _update_v1_to_v2(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 stores the metric as atom-pair blocks; the root attributes are unchanged.
+
+    Entries of a format-1 file hold the dense ``overlap``, which the reader cuts into
+    blocks itself (see :meth:`Dataset.metric_blocks`).
+    """
+    return attrs
+
+
 #: Upgrades of the root attributes of a format-N file to format N + 1, keyed by N.
-UPDATES: dict[int, Updater] = {}
+UPDATES: dict[int, Updater] = {1: _update_v1_to_v2}
+#: Metric values read at a time when a dense S is assembled from its blocks.
+DENSE_CHUNK = 1 << 22
 
 UNITS: dict[str, str] = {
     "positions": "angstrom",
@@ -47,6 +64,7 @@ UNITS: dict[str, str] = {
     "coefficients": "bohr^-3 per (dimensionless) basis function",
     "integrals": "bohr^3 (integral of each basis function)",
     "overlap": "atomic units (bohr^3 for the overlap metric, Coulomb a.u. otherwise)",
+    "overlap_distances": "angstrom (minimum image along periodic directions)",
     "projections": "atomic units (projections = overlap @ coefficients)",
     "weights": "dimensionless, k-weights included",
 }
@@ -588,7 +606,11 @@ def _write_group(group: h5py.Group, entry: DatasetEntry) -> None:
     fit, orbitals = entry.fit, entry.orbitals
     assert fit is not None
     group["coefficients"] = fit.coefficients
-    group["overlap"] = fit.metric
+    blocks = BlockMetric.from_dense(fit.metric, fit.layout, atoms, coefficients=fit.coefficients)
+    group["overlap_pairs"] = blocks.pairs.astype(np.int32)
+    group["overlap_distances"] = blocks.distances
+    group["overlap_blocks"] = blocks.values
+    group.attrs["metric_norm"] = blocks.norm
     group["projections"] = fit.projections
     group["integrals"] = fit.integrals
     if orbitals is not None:
@@ -795,10 +817,131 @@ class Dataset:
         return self._array(group, index, "coefficients", (self._size(group, index),))
 
     def overlap(self, index: int) -> np.ndarray:
-        """Metric matrix S of entry ``index`` (overlap or Coulomb, see ``metric_kind``)."""
+        """Dense metric matrix S of entry ``index`` (overlap or Coulomb, see ``metric_kind``)."""
         group = self._group(index)
-        size = self._size(group, index)
-        return self._array(group, index, "overlap", (size, size))
+        if self.format_version == 1:
+            size = self._size(group, index)
+            return self._array(group, index, "overlap", (size, size))
+        return self._dense_metric(group, index)
+
+    def metric_blocks(self, index: int, cutoff: float | None = None) -> BlockMetric:
+        """Metric of entry ``index`` as the blocks of atom pairs within ``cutoff`` angstrom.
+
+        ``cutoff=None`` keeps every pair (exactly the stored S). Only the pairs kept are
+        read from a format-2 file; a format-1 entry's dense matrix is cut into blocks.
+        The result knows ``d^T S d`` with every pair, for :meth:`BlockMetric.cutoff_error`.
+        """
+        group = self._group(index)
+        if self.format_version == 1:
+            size = self._size(group, index)
+            return BlockMetric.from_dense(
+                self._array(group, index, "overlap", (size, size)),
+                self._layout(index),
+                self._atoms(group, index),
+                cutoff,
+                self._array(group, index, "coefficients", (size,)),
+            )
+        return self._blocks(group, index, cutoff)
+
+    def _layout(self, index: int) -> BasisLayout:
+        layout = self.metadata.layout
+        if layout is None:
+            raise DatasetError(
+                f"{self.path} has done entries but no basis layout; the file is damaged"
+            )
+        return layout
+
+    def _dataset(self, group: h5py.Group, index: int, name: str, kind: str) -> h5py.Dataset:
+        """The stored array ``name`` of entry ``index`` (not read), of dtype kind ``kind``."""
+        where = f"{self.path}: structure {index}"
+        item = group.get(name)
+        if not isinstance(item, h5py.Dataset):
+            found = "missing" if item is None else "a group, not an array"
+            raise DatasetError(
+                f"{where}: field '{name}' is {found}; the entry is damaged", field=name
+            )
+        if item.dtype.kind not in kind:
+            raise DatasetError(
+                f"{where}: field '{name}' holds {item.dtype}, not numbers; the entry is damaged",
+                field=name,
+            )
+        return item
+
+    def _blocks(self, group: h5py.Group, index: int, cutoff: float | None) -> BlockMetric:
+        """The stored atom-pair blocks of entry ``index`` within ``cutoff`` (format 2)."""
+        metric, stored = self._stored_blocks(group, index, cutoff)
+        with _reading(self.path, f"structure {index}, field 'overlap_blocks'", "overlap_blocks"):
+            metric.values = np.asarray(stored[: metric.block_starts()[-1]], dtype=float)
+        return metric
+
+    def _dense_metric(self, group: h5py.Group, index: int) -> np.ndarray:
+        """The dense S of a format-2 entry, its blocks read a few million values at a time."""
+        metric, stored = self._stored_blocks(group, index, None)
+        out = np.zeros((metric.n_functions,) * 2)
+        starts = metric.block_starts()
+        step = max(1, len(metric.pairs) * DENSE_CHUNK // max(int(starts[-1]), 1))
+        for first in range(0, len(metric.pairs), step):
+            last = min(first + step, len(metric.pairs))
+            with _reading(
+                self.path, f"structure {index}, field 'overlap_blocks'", "overlap_blocks"
+            ):
+                values = np.asarray(stored[starts[first] : starts[last]], dtype=float)
+            chunk = BlockMetric(metric.offsets, metric.pairs[first:last], np.zeros(0), values)
+            chunk.fill_dense(out)
+        return out
+
+    def _stored_blocks(
+        self, group: h5py.Group, index: int, cutoff: float | None
+    ) -> tuple[BlockMetric, h5py.Dataset]:
+        """The checked pairs within ``cutoff`` (values not read yet) and the stored values."""
+        atoms = self._atoms(group, index)
+        self._size(group, index)
+        offsets = self._layout(index).atom_offsets(atoms.numbers)
+        n_atoms = len(atoms)
+        n_pairs = n_atoms * (n_atoms + 1) // 2
+        where = f"{self.path}: structure {index}"
+
+        def damaged(name: str, what: str) -> DatasetError:
+            return DatasetError(f"{where}: field '{name}' {what}; the entry is damaged", field=name)
+
+        with _reading(
+            self.path, f"structure {index}, field 'overlap_distances'", "overlap_distances"
+        ):
+            stored = self._dataset(group, index, "overlap_distances", "f")
+            if stored.shape != (n_pairs,):
+                raise damaged(
+                    "overlap_distances", f"has shape {stored.shape}, expected ({n_pairs},)"
+                )
+            kept = n_pairs if cutoff is None else bisect.bisect_right(stored, cutoff)
+            distances = np.asarray(stored[:kept], dtype=float)
+        if not np.all(np.isfinite(distances)) or np.any(np.diff(distances) < 0):
+            raise damaged("overlap_distances", "is not a sorted list of finite distances")
+        with _reading(self.path, f"structure {index}, field 'overlap_pairs'", "overlap_pairs"):
+            stored = self._dataset(group, index, "overlap_pairs", "iu")
+            if stored.shape != (n_pairs, 2):
+                raise damaged("overlap_pairs", f"has shape {stored.shape}, expected ({n_pairs}, 2)")
+            pairs = np.asarray(stored[:kept], dtype=np.int64)
+        first, second = pairs.T
+        valid = np.all((first >= 0) & (first <= second) & (second < n_atoms))
+        if not valid or len(np.unique(first * n_atoms + second)) != kept:
+            raise damaged("overlap_pairs", f"must hold distinct atom pairs i <= j < {n_atoms}")
+        if not np.array_equal(np.sort(first[first == second]), np.arange(n_atoms)):
+            raise damaged("overlap_pairs", "lacks the pair of an atom with itself")
+        with _reading(self.path, f"structure {index}, field 'overlap_blocks'", "overlap_blocks"):
+            stored = self._dataset(group, index, "overlap_blocks", "f")
+            sizes = np.diff(offsets)
+            total = int((sizes.sum() ** 2 + np.sum(sizes**2)) // 2)
+            if stored.shape != (total,):
+                raise damaged("overlap_blocks", f"has shape {stored.shape}, expected ({total},)")
+            norm = group.attrs.get("metric_norm")
+        if not isinstance(norm, (float, np.floating)):
+            raise DatasetError(
+                f"{where}: attribute 'metric_norm' is missing or not a number; the entry is "
+                "damaged",
+                field="metric_norm",
+            )
+        empty = np.zeros(0)
+        return BlockMetric(offsets, pairs, distances, empty, float(norm), cutoff), stored
 
     def entry(self, index: int) -> DatasetEntry:
         """Everything stored for entry ``index``, done or failed."""
@@ -864,9 +1007,12 @@ class Dataset:
 
     def _fit(self, group: h5py.Group, index: int) -> RIFit:
         size = self._size(group, index)
-        shapes = {"coefficients": (size,), "overlap": (size, size)}
-        shapes |= {"projections": (size,), "integrals": (size,)}
+        shapes = {"coefficients": (size,), "projections": (size,), "integrals": (size,)}
+        if self.format_version == 1:
+            shapes["overlap"] = (size, size)
         arrays = {name: self._array(group, index, name, shape) for name, shape in shapes.items()}
+        if self.format_version > 1:
+            arrays["overlap"] = self._dense_metric(group, index)
         with _reading(self.path, f"structure {index}, field 'field_state'", "field_state"):
             state = group.get("field_state")
             if not isinstance(state, h5py.Group):

@@ -28,8 +28,10 @@ from tqdm.auto import tqdm
 from rhocore import __version__, distributed
 from rhocore.backend import PluginOptions
 from rhocore.basis import BasisLayout
+from rhocore.batching import AtomBatchSampler
 from rhocore.descriptors import DescriptorOptions, LambdaSoap
-from rhocore.loss import metric_loss
+from rhocore.loss import Metric, metric_loss
+from rhocore.metric_blocks import BlockMetric, TorchBlockMetric
 from rhocore.models.base import Model
 from rhocore.plugins import get_registry
 from rhocore.tensormaps import split_structures, stack_structures, tensormap_to_coefficients
@@ -76,6 +78,26 @@ class TrainingOptions(PluginOptions):
         1e-2, gt=0, description="Initial learning rate (Adam), step scale (L-BFGS, use 1)."
     )
     batch_size: int = Field(8, ge=1, description="Structures per optimisation step (Adam).")
+    batch_atoms: int | None = Field(
+        None,
+        ge=1,
+        description="When set, Adam batches hold up to this many atoms instead of batch_size "
+        "structures (a larger structure is a batch of its own), which bounds the memory of "
+        "a step for structures of very different sizes.",
+    )
+    metric_cutoff: float | None = Field(
+        None,
+        gt=0,
+        description="Keep only the metric blocks of atom pairs at most this far apart "
+        "(angstrom; minimum image in periodic cells); None keeps all pairs. Memory then grows "
+        "linearly with the atoms; the relative change of d^T S d it causes is logged.",
+    )
+    num_workers: int = Field(
+        0,
+        ge=0,
+        description="Data-loader worker processes that read the dataset file (0: read in "
+        "the main process).",
+    )
     lbfgs_iterations: int = Field(20, ge=1, description="L-BFGS iterations per epoch.")
     weight_decay: float = Field(
         0.0, ge=0, description="L2 penalty on the parameters (per structure-mean loss)."
@@ -96,11 +118,14 @@ class TrainingOptions(PluginOptions):
 
 @dataclass
 class Sample:
-    """One training structure: atoms (angstrom), reference coefficients d and metric S."""
+    """One training structure: atoms (angstrom), reference coefficients d and metric S.
+
+    The metric is dense (n, n) or atom-pair blocks (:class:`~rhocore.metric_blocks.BlockMetric`).
+    """
 
     atoms: ase.Atoms
     coefficients: np.ndarray
-    metric: np.ndarray
+    metric: np.ndarray | BlockMetric
 
 
 @dataclass
@@ -121,7 +146,7 @@ class _Prepared:
     features: list  # one single-structure TensorMap per sample
     numbers: list[np.ndarray]
     references: list[torch.Tensor]
-    metrics: list[torch.Tensor]
+    metrics: list[Metric]
     stacked: dict[tuple[int, ...], TensorMap] = field(default_factory=dict)
 
     def batch_features(self, batch: list[int]) -> TensorMap:
@@ -171,8 +196,9 @@ def train(
         _reset_parameters(model)
         model.to(dtype=torch.float64)
         model.set_baseline(invariant_means(train_samples, descriptor.layout))
-        training = _prepare(descriptor, train_samples, "training", progress)
-        validation = _prepare(descriptor, validation_samples, "validation", progress)
+        cutoff = options.metric_cutoff
+        training = _prepare(descriptor, train_samples, "training", progress, cutoff)
+        validation = _prepare(descriptor, validation_samples, "validation", progress, cutoff)
         model.prepare(training.features)
         path = run_dir / CHECKPOINT_FILE
         if options.optimizer == "ridge":
@@ -460,7 +486,7 @@ def _fit_ridge(
         training.features,
         training.numbers,
         [reference.numpy() for reference in training.references],
-        [metric.numpy() for metric in training.metrics],
+        [_dense(metric) for metric in training.metrics],
     )
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best_loss": float("inf")}
     for step, regularization in enumerate(options.ridge_regularizations, start=1):
@@ -547,17 +573,18 @@ def _adam_epoch(
     epoch: int,
 ) -> float:
     """One seeded pass of mini-batches; returns the mean training loss."""
-    order = np.random.default_rng([options.seed, epoch]).permutation(len(training.numbers))
+    sizes = [len(numbers) for numbers in training.numbers]
+    batches = AtomBatchSampler(sizes, options.batch_size, options.batch_atoms, seed=options.seed)
+    batches.set_epoch(epoch)
     total = 0.0
-    for start in range(0, len(order), options.batch_size):
-        batch = order[start : start + options.batch_size].tolist()
+    for batch in batches:
         optimizer.zero_grad()
         loss = _shared_loss(model, layout, training, batch)
         (loss / len(batch)).backward()
         loss = distributed.sum_gradients(model, loss)
         optimizer.step()
         total += float(loss.detach())
-    return total / len(order)
+    return total / len(sizes)
 
 
 def _lbfgs_epoch(
@@ -591,7 +618,11 @@ def _reset_parameters(model: Model) -> None:
 
 
 def _prepare(
-    descriptor: LambdaSoap, samples: Sequence[Sample], what: str, progress: bool
+    descriptor: LambdaSoap,
+    samples: Sequence[Sample],
+    what: str,
+    progress: bool,
+    metric_cutoff: float | None = None,
 ) -> _Prepared:
     features = []
     for start in tqdm(
@@ -602,19 +633,43 @@ def _prepare(
         chunk = samples[start : start + DESCRIPTOR_CHUNK]
         computed = descriptor.compute([sample.atoms for sample in chunk])
         features.extend(split_structures(computed, len(chunk)))
+    metrics = []
+    errors = []
     for index, sample in enumerate(samples):
         size = descriptor.layout.size(sample.atoms.numbers)
-        if sample.coefficients.shape != (size,) or sample.metric.shape != (size, size):
+        metric = sample.metric
+        shape = (metric.n_functions,) * 2 if isinstance(metric, BlockMetric) else metric.shape
+        if sample.coefficients.shape != (size,) or shape != (size, size):
             raise ValueError(
                 f"{what} structure {index}: coefficients {sample.coefficients.shape} and "
-                f"metric {sample.metric.shape} do not match the {size} RI basis functions "
-                "of its atoms"
+                f"metric {shape} do not match the {size} RI basis functions of its atoms"
             )
+        if metric_cutoff is not None:
+            if not isinstance(metric, BlockMetric):
+                metric = BlockMetric.from_dense(
+                    metric, descriptor.layout, sample.atoms, coefficients=sample.coefficients
+                )
+            metric = metric.truncated(metric_cutoff)
+            if metric.norm is not None:
+                errors.append(metric.cutoff_error(sample.coefficients))
+        if isinstance(metric, BlockMetric):
+            metrics.append(metric.to_torch())
+        else:
+            metrics.append(torch.tensor(metric, dtype=torch.float64))
+    if errors:
+        log.info(
+            "%s metric cut off at %g angstrom: d^T S d changes by %.2e on average, %.2e at most "
+            "(relative)",
+            what,
+            metric_cutoff,
+            float(np.mean(errors)),
+            float(np.max(errors)),
+        )
     return _Prepared(
         features=features,
         numbers=[np.asarray(sample.atoms.numbers) for sample in samples],
         references=[torch.tensor(s.coefficients, dtype=torch.float64) for s in samples],
-        metrics=[torch.tensor(s.metric, dtype=torch.float64) for s in samples],
+        metrics=metrics,
     )
 
 
@@ -629,6 +684,13 @@ def _shared_loss(
     if not mine:
         return torch.zeros((), dtype=torch.float64, requires_grad=True)
     return _batch_loss(model, layout, prepared, mine)
+
+
+def _dense(metric: Metric) -> np.ndarray:
+    """A prepared metric as a dense array (closed-form solvers need the whole matrix)."""
+    if isinstance(metric, TorchBlockMetric):
+        return metric.to_dense()
+    return metric.numpy()
 
 
 def _batch_loss(

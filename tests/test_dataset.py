@@ -224,11 +224,12 @@ def test_a_newer_format_version_asks_for_the_rhocore_release_that_reads_it(tmp_p
     with h5py.File(path, "a") as handle:
         handle.attrs["format_version"] = FORMAT_VERSION + 1
         handle.attrs["rhocore_version"] = "0.7.0"
+    newer = FORMAT_VERSION + 1
     with pytest.raises(
-        DatasetError, match=r"format version 2; .*Upgrade to rhocore >= 0.7.0 to read it"
+        DatasetError, match=rf"format version {newer}; .*Upgrade to rhocore >= 0.7.0 to read it"
     ):
         Dataset(path).indices()
-    with pytest.raises(DatasetError, match="format version 2"):
+    with pytest.raises(DatasetError, match=f"format version {newer}"):
         DatasetWriter(path, synthetic_metadata()).open()
 
 
@@ -236,14 +237,17 @@ def test_an_older_format_version_goes_through_the_update_chain(tmp_path, monkeyp
     path = tmp_path / "dataset.h5"
     _write(path, synthetic_entry(0))
 
-    def update_v1_to_v2(attrs: dict) -> dict:
+    def update_to_next(attrs: dict) -> dict:
         return attrs | {"metric_kind": "coulomb"}
 
-    monkeypatch.setattr(dataset_module, "FORMAT_VERSION", 2)
-    monkeypatch.setattr(dataset_module, "UPDATES", {1: update_v1_to_v2})
+    updates = dataset_module.UPDATES | {FORMAT_VERSION: update_to_next}
+    monkeypatch.setattr(dataset_module, "FORMAT_VERSION", FORMAT_VERSION + 1)
+    monkeypatch.setattr(dataset_module, "UPDATES", updates)
     assert Dataset(path).metadata.metric_kind == "coulomb"
     monkeypatch.setattr(dataset_module, "UPDATES", {})
-    with pytest.raises(DatasetError, match="version 1, which this rhocore no longer reads"):
+    with pytest.raises(
+        DatasetError, match=f"version {FORMAT_VERSION}, which this rhocore no longer reads"
+    ):
         Dataset(path).indices()
 
 

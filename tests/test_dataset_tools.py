@@ -128,11 +128,9 @@ def damage(path: Path) -> None:
     with h5py.File(path, "a") as handle:
         group = handle["structures"]
         group["0/coefficients"][3] = np.nan
-        overlap = group["1/overlap"][()]
-        overlap[0, 1] += 0.5
-        group["1/overlap"][...] = overlap
-        size = len(overlap)
-        group["2/overlap"][...] = -np.eye(size)
+        group["1/overlap_blocks"][1] += 0.5  # S[0, 1], in the block of atom 0 with itself
+        group["2/overlap_blocks"][...] = -group["2/overlap_blocks"][()]
+        size = len(group["0/coefficients"])
         group["3/projections"][0] += 1.0
         del group["4/integrals"]
         del group["5/coefficients"]
@@ -227,7 +225,7 @@ def test_merge_lists_metadata_differences(tmp_path):
 def test_merge_does_not_copy_a_damaged_entry(tmp_path):
     source = write(tmp_path / "a.h5", synthetic_entry(0), synthetic_entry(1))
     with h5py.File(source, "a") as handle:
-        handle["structures/1/overlap"][0, 0] = np.inf
+        handle["structures/1/overlap_blocks"][0] = np.inf
     with pytest.raises(DatasetError, match=r"entry 1 of .*a\.h5 cannot be copied: .*overlap hold"):
         merge_datasets(tmp_path / "out.h5", [source], progress=False)
     assert Dataset(tmp_path / "out.h5").indices() == [0]

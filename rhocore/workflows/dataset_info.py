@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase.data import chemical_symbols
 
 from rhocore.basis import BasisLayout
@@ -41,6 +42,7 @@ class DatasetInfo:
     n_coefficients: int = 0
     state: str = "complete"
     format_version: int = FORMAT_VERSION
+    metric_cutoff: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready values, for ``rhocore dataset info --json``."""
@@ -59,6 +61,7 @@ class DatasetInfo:
             "atoms_per_structure": list(self.atoms_range) if self.atoms_range else None,
             "n_coefficients": self.n_coefficients,
             "units": self.units,
+            **({"metric_cutoff": self.metric_cutoff} if self.metric_cutoff else {}),
         }
 
     def table(self) -> str:
@@ -82,6 +85,13 @@ class DatasetInfo:
             low, high = self.atoms_range
             lines.append(f"  atoms     {low}-{high} per structure; {elements}")
         lines.append(f"  RI coefficients of the done entries: {self.n_coefficients}")
+        if self.metric_cutoff:
+            cut = self.metric_cutoff
+            lines.append(
+                f"  metric cutoff {cut['cutoff_angstrom']:g} angstrom keeps "
+                f"{100 * cut['pairs_kept_fraction']:.1f} % of the atom pairs; d^T S d changes "
+                f"by {cut['mean_error']:.2e} on average, {cut['max_error']:.2e} at most (relative)"
+            )
         lines.append("  basis layout (radial functions per l):")
         if not self.layout:
             lines.append("    not known yet (fixed by the first fit)")
@@ -98,13 +108,20 @@ class DatasetInfo:
         return "\n".join(lines)
 
 
-def dataset_info(path: Path) -> DatasetInfo:
-    """Read the summary of ``path``; retried a few times while another process writes it."""
+def dataset_info(path: Path, metric_cutoff: float | None = None) -> DatasetInfo:
+    """Read the summary of ``path``; retried a few times while another process writes it.
+
+    With ``metric_cutoff`` (angstrom), the summary says what training with that
+    ``training.metric_cutoff`` keeps of the metric, and the error it makes in d^T S d.
+    """
     attempt = 1
     while True:
         writing = is_being_written(path)
         try:
-            return _read_info(Path(path), writing)
+            info = _read_info(Path(path), writing)
+            if metric_cutoff is not None:
+                info.metric_cutoff = _cutoff_summary(Path(path), metric_cutoff, writing)
+            return info
         except DatasetError:
             if not writing or attempt == ATTEMPTS:
                 raise
@@ -148,6 +165,27 @@ def _read_info(path: Path, writing: bool) -> DatasetInfo:
         return info
     finally:
         dataset.close()
+
+
+def _cutoff_summary(path: Path, cutoff: float, writing: bool) -> dict[str, float]:
+    """Pairs kept and relative error of d^T S d over the done entries, for ``cutoff``."""
+    dataset = Dataset(path, locking=not writing)
+    try:
+        kept, total, errors = 0, 0, []
+        for index in dataset.indices():
+            metric = dataset.metric_blocks(index, cutoff)
+            n_atoms = len(metric.offsets) - 1
+            kept += len(metric.pairs)
+            total += n_atoms * (n_atoms + 1) // 2
+            errors.append(metric.cutoff_error(dataset.coefficients(index)))
+    finally:
+        dataset.close()
+    return {
+        "cutoff_angstrom": cutoff,
+        "pairs_kept_fraction": kept / total if total else 1.0,
+        "mean_error": float(np.mean(errors)) if errors else 0.0,
+        "max_error": float(np.max(errors)) if errors else 0.0,
+    }
 
 
 def _layout_summary(layout: BasisLayout | None) -> dict[str, dict[str, Any]]:

@@ -18,8 +18,9 @@ from rhocore import distributed
 from rhocore.config import ResolvedConfig
 from rhocore.dataset import Dataset
 from rhocore.descriptors import LambdaSoap
+from rhocore.loader import load_samples as read_samples
 from rhocore.modelfile import save_model_file
-from rhocore.training import Sample, TrainingResult, train
+from rhocore.training import Sample, TrainingOptions, TrainingResult, train
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,25 @@ def split_indices(
     )
 
 
-def load_samples(dataset: Dataset, indices: list[int]) -> list[Sample]:
-    """Structures, reference coefficients and metric matrices of ``indices``."""
-    return [
-        Sample(
-            atoms=dataset.atoms(index),
-            coefficients=dataset.coefficients(index),
-            metric=dataset.overlap(index),
-        )
-        for index in indices
-    ]
+def load_samples(
+    dataset: Dataset,
+    indices: list[int],
+    options: TrainingOptions | None = None,
+    progress: bool = False,
+) -> list[Sample]:
+    """Structures, reference coefficients and atom-pair metric blocks of ``indices``.
+
+    Only the blocks within ``options.metric_cutoff`` are read (all without options);
+    ``options.num_workers`` data-loader processes read the file in parallel.
+    """
+    options = options or TrainingOptions()
+    return read_samples(
+        dataset,
+        indices,
+        metric_cutoff=options.metric_cutoff,
+        num_workers=options.num_workers,
+        progress=progress,
+    )
 
 
 @distributed.session()
@@ -117,8 +127,8 @@ def train_run(
     result = train(
         model,
         descriptor,
-        load_samples(dataset, split.train),
-        load_samples(dataset, split.validation),
+        load_samples(dataset, split.train, config.training_options, progress),
+        load_samples(dataset, split.validation, config.training_options, progress),
         config.training_options,
         run_dir,
         progress=progress,
