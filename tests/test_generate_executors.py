@@ -39,6 +39,7 @@ from rhocore.executor import (
 )
 from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
 from rhocore.structures import distorted_waters
+from rhocore.testing.datasets import assert_same_file_contents, file_contents
 from rhocore.workflows.generate import generate
 
 
@@ -150,32 +151,6 @@ def deaths_logged(root: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def contents(path: Path) -> dict[str, object]:
-    """Root attributes and every array and attribute under /structures, by path."""
-    found: dict[str, object] = {}
-    with h5py.File(path, "r") as handle:
-        found["/"] = dict(handle.attrs)
-
-        def visit(name, item):
-            if isinstance(item, h5py.Dataset):
-                found[name] = item[()]
-            found[f"{name}@"] = dict(item.attrs)
-
-        handle["structures"].visititems(visit)
-    return found
-
-
-def assert_same_contents(got: dict[str, object], expected: dict[str, object]) -> None:
-    assert got.keys() == expected.keys()
-    for name, value in expected.items():
-        if isinstance(value, dict):
-            assert value.keys() == got[name].keys(), name
-            for key in value:
-                assert np.array_equal(got[name][key], value[key]), f"{name} {key}"
-        else:
-            assert np.array_equal(got[name], value), name
-
-
 def test_local_cluster_that_loses_a_worker_mid_run_completes_to_the_serial_dataset(
     tmp_path, registry
 ):
@@ -187,7 +162,9 @@ def test_local_cluster_that_loses_a_worker_mid_run_completes_to_the_serial_datas
 
     serial = make_config(tmp_path, registry, {"kind": "serial"}, seconds=0.15)  # s4 died: no kill
     assert generate(serial, tmp_path / "serial.h5", progress=False).computed == list(range(10))
-    assert_same_contents(contents(tmp_path / "dask.h5"), contents(tmp_path / "serial.h5"))
+    assert_same_file_contents(
+        file_contents(tmp_path / "dask.h5"), file_contents(tmp_path / "serial.h5")
+    )
 
 
 def test_a_structure_that_keeps_killing_its_workers_is_recorded_failed_and_the_run_goes_on(

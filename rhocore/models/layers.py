@@ -75,17 +75,23 @@ class EquivariantLinear(torch.nn.Module):
 
     def set_baseline(self, mean: np.ndarray) -> None:
         """Set the fixed offset of the invariant outputs (shape (out_features,))."""
-        baseline = self.baseline
-        if baseline is None:
-            raise ValueError(f"o3_lambda={self.o3_lambda} outputs cannot have a baseline")
-        mean = torch.as_tensor(np.asarray(mean), dtype=baseline.dtype)
-        if mean.shape != baseline.shape:
-            raise ValueError(
-                f"baseline of Z={self.center_type} has shape {tuple(mean.shape)}, "
-                f"expected {tuple(baseline.shape)} (one value per l=0 radial function)"
-            )
-        with torch.no_grad():
-            baseline.copy_(mean)
+        copy_baseline(self.baseline, mean, self.o3_lambda, self.center_type)
+
+
+def copy_baseline(
+    baseline: torch.Tensor | None, mean: np.ndarray, o3_lambda: int, center_type: int
+) -> None:
+    """Copy ``mean`` into a layer's ``baseline`` buffer, refusing l > 0 and wrong shapes."""
+    if baseline is None:
+        raise ValueError(f"o3_lambda={o3_lambda} outputs cannot have a baseline")
+    values = torch.as_tensor(np.asarray(mean), dtype=baseline.dtype)
+    if values.shape != baseline.shape:
+        raise ValueError(
+            f"baseline of Z={center_type} has shape {tuple(values.shape)}, "
+            f"expected {tuple(baseline.shape)} (one value per l=0 radial function)"
+        )
+    with torch.no_grad():
+        baseline.copy_(values)
 
 
 def coefficient_block(values: torch.Tensor, features: TensorBlock) -> TensorBlock:

@@ -6,7 +6,10 @@ test can rebuild an entry and compare it with what a file holds.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ase
+import h5py
 import numpy as np
 
 from rhocore.backend import OrbitalData, RIFit
@@ -112,3 +115,41 @@ def assert_entries_equal(stored: DatasetEntry, expected: DatasetEntry) -> None:
     assert stored.orbitals.fermi_level == expected.orbitals.fermi_level, where
     assert stored.orbitals.vacuum_level == expected.orbitals.vacuum_level, where
     assert np.array_equal(stored.weights, expected.weights), f"{where}: weights"
+
+
+def file_contents(path: Path | str) -> dict[str, object]:
+    """Every attribute and array under /structures, and the root attributes, by HDF5 path.
+
+    Two runs that should write the same dataset compare equal with
+    :func:`assert_same_file_contents`, whatever order their entries were written in.
+    """
+    found: dict[str, object] = {}
+    with h5py.File(path, "r") as handle:
+        found["/"] = dict(handle.attrs)
+
+        def visit(name: str, item: h5py.Group | h5py.Dataset) -> None:
+            if isinstance(item, h5py.Dataset):
+                found[name] = item[()]
+            found[f"{name}@"] = dict(item.attrs)
+
+        handle["structures"].visititems(visit)
+    return found
+
+
+def assert_same_file_contents(got: dict[str, object], expected: dict[str, object]) -> None:
+    """Same paths, attributes and arrays (NaN equal to NaN) in two :func:`file_contents`."""
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        if isinstance(value, dict):
+            assert value.keys() == got[name].keys(), name
+            for key, item in value.items():
+                assert same(got[name][key], item), f"{name} {key}"
+        else:
+            assert same(got[name], value), name
+
+
+def same(a: object, b: object) -> bool:
+    """Equal values and shapes; NaN equals NaN (FHI-aims-style unknown integrals)."""
+    a, b = np.asarray(a), np.asarray(b)
+    floating = a.dtype.kind == "f" and b.dtype.kind == "f"
+    return np.array_equal(a, b, equal_nan=floating)

@@ -19,10 +19,10 @@ from pathlib import Path
 import ase
 import ase.io
 import h5py
-import numpy as np
 import yaml
 
 from rhocore.structures import distorted_waters
+from rhocore.testing.datasets import assert_same_file_contents, file_contents
 from rhocore.workflows.dataset_check import check_dataset
 
 N_STRUCTURES = 16
@@ -79,39 +79,6 @@ def kill_once_written(command: list[str], cwd: Path, output: Path, timeout: floa
     return stored_entries(output)
 
 
-def contents(path: Path) -> dict[str, object]:
-    """Every attribute and array under /structures, and the root attributes, by path."""
-    found: dict[str, object] = {}
-    with h5py.File(path, "r") as handle:
-        found["/"] = dict(handle.attrs)
-
-        def visit(name: str, item: h5py.Group | h5py.Dataset) -> None:
-            if isinstance(item, h5py.Dataset):
-                found[name] = item[()]
-            found[f"{name}@"] = dict(item.attrs)
-
-        handle["structures"].visititems(visit)
-    return found
-
-
-def assert_same_contents(got: dict[str, object], expected: dict[str, object]) -> None:
-    assert got.keys() == expected.keys()
-    for name, value in expected.items():
-        if isinstance(value, dict):
-            assert value.keys() == got[name].keys(), name
-            for key, item in value.items():
-                assert same(got[name][key], item), f"{name} {key}"
-        else:
-            assert same(got[name], value), name
-
-
-def same(a: object, b: object) -> bool:
-    """Equal values and shapes; NaN equals NaN (FHI-aims-style unknown integrals)."""
-    a, b = np.asarray(a), np.asarray(b)
-    floating = a.dtype.kind == "f" and b.dtype.kind == "f"
-    return np.array_equal(a, b, equal_nan=floating)
-
-
 def test_killed_generate_resumes_to_the_uninterrupted_dataset(tmp_path):
     frames = distorted_waters(N_STRUCTURES - 1, seed=21)
     frames.insert(FAILING, ase.Atoms("H", positions=[[0.0, 0.0, 0.0]]))
@@ -147,4 +114,6 @@ def test_killed_generate_resumes_to_the_uninterrupted_dataset(tmp_path):
     report = check_dataset(tmp_path / "killed.h5")
     assert report.ok, report.table()
     assert (report.entries, report.done, report.failed) == (N_STRUCTURES, N_STRUCTURES - 1, 1)
-    assert_same_contents(contents(tmp_path / "killed.h5"), contents(tmp_path / "whole.h5"))
+    assert_same_file_contents(
+        file_contents(tmp_path / "killed.h5"), file_contents(tmp_path / "whole.h5")
+    )

@@ -24,7 +24,12 @@ from pydantic import Field
 from rhocore.backend import PluginOptions
 from rhocore.basis import BasisLayout
 from rhocore.models.base import Model
-from rhocore.models.layers import coefficient_block, coefficient_map, key_selection
+from rhocore.models.layers import (
+    coefficient_block,
+    coefficient_map,
+    copy_baseline,
+    key_selection,
+)
 
 
 class KernelOptions(PluginOptions):
@@ -122,11 +127,7 @@ class KernelLayer(torch.nn.Module):
 
     def set_baseline(self, mean: np.ndarray) -> None:
         """Set the fixed offset of the invariant outputs (shape (out_features,))."""
-        baseline = self.baseline
-        if baseline is None:
-            raise ValueError(f"o3_lambda={self.o3_lambda} outputs cannot have a baseline")
-        with torch.no_grad():
-            baseline.copy_(torch.as_tensor(np.asarray(mean), dtype=baseline.dtype))
+        copy_baseline(self.baseline, mean, self.o3_lambda, self.center_type)
 
 
 class KernelModel(Model):
