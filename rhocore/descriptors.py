@@ -144,11 +144,7 @@ class LambdaSoap:
                     blocks[(l, z)] = self._empty_block(l)
                 continue
             values, samples = channels
-            features = product(values)
-            if self.options.normalize:
-                norm = torch.linalg.vector_norm(features[0], dim=(1, 2)).clamp_min(1e-12)
-                for block in features.values():
-                    block.div_(norm[:, None, None])  # fresh tensors: in place saves a copy
+            features = product(values, normalize=self.options.normalize)
             for l, block in features.items():
                 blocks[(l, z)] = (block, samples)
         return TensorMap(
