@@ -60,7 +60,7 @@ def real_cg_coefficients(max_angular: int) -> dict[tuple[int, int, int], torch.T
 class _Group:
     """All channel pairs (l_1, l_2 >= l_1) of one l_1, coupled by two matrix products.
 
-    ``weights`` maps the density rows ``rows`` (the m_2 of every partner l_2) to rows
+    ``weights`` maps the density rows ``rows`` (the m_2 of every partner l_2) to columns
     (m_1, u), u running over the (o3_lambda, l_2, mu) of the group; zero where l_2 does
     not own the density row. Multiplying by the l_1 density then contracts m_1 and gives
     products laid out (atom, p, u, q), p and q the channels of l_1 and l_2.
@@ -68,7 +68,7 @@ class _Group:
 
     l1: int
     rows: slice
-    weights: torch.Tensor  # ((2 l_1 + 1) * width, len(rows))
+    weights: torch.Tensor  # (len(rows), (2 l_1 + 1) * width)
     width: int
 
 
@@ -102,7 +102,9 @@ class SelfProduct:
     Atoms are processed in chunks of ``chunk`` so that the products of a chunk stay in
     the processor cache between the two matrix products per l_1 and the copy into the
     output; per chunk the number of torch calls is fixed (each has a fixed cost), so the
-    time is linear in the number of atoms.
+    time is linear in the number of atoms. The intermediates live in scratch tensors
+    allocated once per call: fresh memory for every chunk would be page-faulted anew,
+    which costs about ten times as much as writing it.
     """
 
     def __init__(
@@ -156,9 +158,12 @@ class SelfProduct:
                     weights[:, u : u + 2 * lam + 1, rows] = block
                     u += 2 * lam + 1
                 start[lam] += (len(unique) if same else 0) + (len(l2s) - same) * count**2
-            self._groups.append(_Group(l1, slice(lo, hi), weights.reshape(-1, hi - lo), width))
+            weights = weights.reshape(-1, hi - lo).T.contiguous()
+            self._groups.append(_Group(l1, slice(lo, hi), weights, width))
             self._runs.append(runs)
         self._sizes = start
+        # doubles per atom of the largest intermediate of any group
+        self._scratch = max(count * max(g.weights.shape[1], count * g.width) for g in self._groups)
 
         self.properties: dict[int, Labels] = {}
         for lam in self.o3_lambdas:
@@ -185,33 +190,55 @@ class SelfProduct:
             lam: torch.empty(atoms, 2 * lam + 1, size, dtype=stacked.dtype)
             for lam, size in self._sizes.items()
         }
+        rows_per_chunk = min(self.chunk, atoms)
+        scratch = [
+            torch.empty(rows_per_chunk * self._scratch, dtype=stacked.dtype) for _ in range(3)
+        ]
         for begin in range(0, atoms, self.chunk):
             end = min(begin + self.chunk, atoms)
+            n = end - begin
             chunk = stacked[begin:end]
+            transposed = chunk.transpose(1, 2).contiguous()  # (atoms, q, rows)
             for group, runs in zip(self._groups, self._runs, strict=True):
-                m1 = 2 * group.l1 + 1
-                # (atoms, m_1 * u, q) -> (atoms, m_1, u * q); contracting m_1 with the l_1
-                # density gives (atoms, p, u * q)
-                half = torch.matmul(group.weights, chunk[:, group.rows])
-                half = half.reshape(end - begin, m1, -1)
+                m1, columns = 2 * group.l1 + 1, group.weights.shape[1]
+                # one product (atoms * q, rows) @ (rows, m_1 * u), turned into
+                # (atoms, m_1, u * q); contracting m_1 with the l_1 density gives
+                # (atoms, p, u * q)
+                half_t = scratch[0][: n * count * columns].view(n * count, columns)
+                torch.mm(
+                    transposed[:, :, group.rows].reshape(n * count, -1), group.weights, out=half_t
+                )
+                half = scratch[1][: n * count * columns].view(n, columns, count)
+                half.copy_(half_t.view(n, count, columns).transpose(1, 2))
                 first = chunk[:, group.l1 * group.l1 : group.l1 * group.l1 + m1]
-                products = torch.bmm(first.transpose(1, 2), half)
+                products = scratch[2][: n * count * count * group.width].view(n, count, -1)
+                torch.bmm(first.transpose(1, 2), half.view(n, m1, -1), out=products)
                 for run in runs:
-                    self._copy_run(products, run, group.width, out[run.o3_lambda][begin:end])
+                    target = out[run.o3_lambda][begin:end]
+                    self._copy_run(products, run, group.width, target, scratch[0])
             if normalize:
                 norm = torch.linalg.vector_norm(out[0][begin:end], dim=(1, 2)).clamp_min(1e-12)
                 for block in out.values():
                     block[begin:end].div_(norm[:, None, None])
         return out
 
-    def _copy_run(self, products: torch.Tensor, run: _Run, width: int, out: torch.Tensor):
-        """Move the pieces of ``run`` from ``products`` (atoms, p, u * q) into ``out``."""
+    def _copy_run(
+        self,
+        products: torch.Tensor,
+        run: _Run,
+        width: int,
+        out: torch.Tensor,
+        scratch: torch.Tensor,
+    ) -> None:
+        """Move the pieces of ``run`` from ``products`` (atoms, p, u * q) into ``out``
+        (``scratch`` holds the gathered unique pairs on the way)."""
         atoms, count = products.shape[0], self._channels
         mu = 2 * run.o3_lambda + 1
         start = run.start
         if run.same_index is not None:
             unique = run.same_index.numel() // mu
-            gathered = products.reshape(atoms, -1).index_select(1, run.same_index)
+            gathered = scratch[: atoms * mu * unique].view(atoms, -1)
+            torch.index_select(products.reshape(atoms, -1), 1, run.same_index, out=gathered)
             out[:, :, start : start + unique].copy_(gathered.reshape(atoms, mu, unique))
             start += unique
         if run.rest:
