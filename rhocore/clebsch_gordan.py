@@ -74,7 +74,7 @@ class _Group:
 
 @dataclass
 class _Run:
-    """Consecutive output properties of one (o3_lambda, l_1): the pieces l_2 = l2s.
+    """Consecutive output properties of one (o3_lambda, l_1): its pieces (l_1, l_2).
 
     They are consecutive both in the output (properties are ordered l_1, l_2, p, q) and
     in the group's products (u is ordered o3_lambda, l_2, mu), so one strided copy moves
@@ -83,7 +83,6 @@ class _Run:
     """
 
     o3_lambda: int
-    l1: int
     start: int  # first output property
     u: int  # first u of the run in the group
     same_index: torch.Tensor | None  # (2 lambda + 1) * unique pairs, or None
@@ -151,7 +150,7 @@ class SelfProduct:
                     p, q = first[unique], second[unique]
                     mu = torch.arange(2 * lam + 1)[:, None]
                     same_index = ((p * width + u + mu) * count + q).reshape(-1)
-                runs.append(_Run(lam, l1, start[lam], u, same_index, len(l2s) - same))
+                runs.append(_Run(lam, start[lam], u, same_index, len(l2s) - same))
                 for l2 in l2s:
                     block = coefficients[(l1, l2, lam)].permute(0, 2, 1)  # (m_1, mu, m_2)
                     rows = slice(row_offset[l2] - lo, row_offset[l2 + 1] - lo)
