@@ -11,9 +11,10 @@ median (and least) wall time and the median process CPU time (all threads) per a
 per size, the peak resident memory of that process (torch allocations included). The
 exponent k of time ~ atoms^k is fitted over the sizes of at least 100 atoms.
 
-PySCF's SCF (PBE/def2-SVP, RKS, no density fitting) runs, in the same invocation, on the
-small sizes as molecular clusters: the molecules of the box without periodic images.
-Prediction is timed on the same clusters for the ML/SCF ratio.
+PySCF's SCF (PBE/def2-SVP, RKS, no density fitting) runs, in the same invocation and
+also in fresh processes, on the small sizes as molecular clusters: the molecules of the
+box without periodic images. Prediction is timed on the same clusters for the ML/SCF
+ratio.
 
     python benchmarks/predict_scaling.py [--molecules 1 10 32 100 334 667 1000] [--repeats 5]
 
@@ -181,50 +182,40 @@ def worker(args: argparse.Namespace) -> dict:
     return result
 
 
-def run_worker(structure: Path, args: argparse.Namespace, layout: str) -> dict:
-    """Run :func:`worker` on a structure file in a fresh interpreter; adds the load average."""
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        str(structure),
-        "--layout",
-        layout,
-        "--models",
-        *args.models,
-        "--threads",
-        str(args.threads),
-        "--repeats",
-        str(args.repeats),
-    ]
+def run_worker(mode: str, structure: Path, arguments: list[str]) -> dict:
+    """Run a worker (``--worker`` or ``--scf-worker``) on a structure file in a fresh
+    interpreter; returns its JSON with the load average before and after."""
+    command = [sys.executable, str(Path(__file__).resolve()), mode, str(structure), *arguments]
     load_before = os.getloadavg()
     done = subprocess.run(
         command, capture_output=True, text=True, check=False, env={**os.environ, **WORKER_ENV}
     )
     if done.returncode != 0:
-        raise RuntimeError(f"worker for {structure} failed:\n{done.stderr}")
+        raise RuntimeError(f"{mode} for {structure} failed:\n{done.stderr}")
     result = json.loads(done.stdout)
     result["loadavg_before"] = load_before
     result["loadavg_after"] = os.getloadavg()
     return result
 
 
-def scf_seconds(atoms: ase.Atoms, threads: int) -> dict:
-    """Wall and CPU seconds of PySCF's SCF (RKS) of a molecular cluster."""
+def scf_worker(args: argparse.Namespace) -> dict:
+    """Wall and CPU seconds and peak memory of PySCF's SCF (RKS) of a molecular cluster."""
     from pyscf import lib
     from rhocore_pyscf.backend import PySCFBackend
 
-    lib.num_threads(threads)
-    load_before = os.getloadavg()
+    lib.num_threads(args.threads)
+    atoms = ase.io.read(args.scf_worker)
+    backend = PySCFBackend(SCF_OPTIONS)
+    before = current_rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
-    result = PySCFBackend(SCF_OPTIONS).run_scf(atoms)
+    result = backend.run_scf(atoms)
     return {
         "atoms": len(atoms),
         "wall_s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu,
         "converged": result.converged,
-        "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_increase_mb": peak_rss_mb() - before,
     }
 
 
@@ -246,10 +237,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch and PySCF threads")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--scf-worker", help=argparse.SUPPRESS)
     parser.add_argument("--layout", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         print(json.dumps(worker(args)))
+        return
+    if args.scf_worker is not None:
+        print(json.dumps(scf_worker(args)))
         return
 
     from rhocore_pyscf.backend import PySCFBackend
@@ -257,20 +252,23 @@ def main() -> None:
     water = as_cluster(water_box(1))
     layout = PySCFBackend(SCF_OPTIONS).basis_layout(water)
     layout_json = json.dumps({str(z): list(c) for z, c in layout.nmax.items()})
+    threads = ["--threads", str(args.threads)]
+    ml = ["--layout", layout_json, "--models", *args.models, "--repeats", str(args.repeats)]
     with tempfile.TemporaryDirectory() as folder:
-        boxes = {}
+        boxes, clusters = {}, {}
         for n in tqdm(sorted(set(args.molecules) | set(args.scf_molecules)), desc="water boxes"):
-            boxes[n] = water_box(n)
-            ase.io.write(Path(folder) / f"box_{n}.xyz", boxes[n])
-            ase.io.write(Path(folder) / f"cluster_{n}.xyz", as_cluster(boxes[n]))
+            box = water_box(n)
+            boxes[n], clusters[n] = Path(folder) / f"box_{n}.xyz", Path(folder) / f"cluster_{n}.xyz"
+            ase.io.write(boxes[n], box)
+            ase.io.write(clusters[n], as_cluster(box))
         records = [
-            run_worker(Path(folder) / f"box_{n}.xyz", args, layout_json)
+            run_worker("--worker", boxes[n], threads + ml)
             for n in tqdm(args.molecules, desc="prediction (boxes)")
         ]
         scf = []
         for n in tqdm(args.scf_molecules, desc="SCF vs prediction (clusters)"):
-            entry = scf_seconds(as_cluster(boxes[n]), args.threads)
-            predicted = run_worker(Path(folder) / f"cluster_{n}.xyz", args, layout_json)
+            entry = run_worker("--scf-worker", clusters[n], threads)
+            predicted = run_worker("--worker", clusters[n], threads + ml)
             for name in args.models:
                 ml_ms = predicted[name]["total_ms"]
                 entry[name] = {"ml_ms": ml_ms, "ml_over_scf": 1e-3 * ml_ms / entry["wall_s"]}
