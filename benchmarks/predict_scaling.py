@@ -5,8 +5,9 @@ without overlaps) of 1 to 1000 molecules (3 to 3000 atoms). For each size a fres
 process builds the descriptor (cutoff 4 angstrom, max_radial 8, max_angular 6, as in
 ``benchmarks/water.py``) and TorchScript ``linear`` and ``nonlinear`` models with random
 weights on the basis layout of def2-universal-jkfit for H and O (from the PySCF backend),
-warms up once and times ``repeats`` predictions: the descriptor, then per model its
-forward pass and the conversion to flat coefficient vectors. Reported per model: the
+warms up once and times ``repeats`` predictions (``rhocore.training.predict``: features
+in pieces of 64 atoms per species, model, flat coefficient vector), and the features
+alone (``median_ms.descriptor``). Reported per model: the
 median (and least) wall time and the median process CPU time (all threads) per atom;
 per size, the peak resident memory of that process (torch allocations included). The
 exponent k of time ~ atoms^k is fitted over the sizes of at least 100 atoms.
@@ -113,10 +114,10 @@ def worker(args: argparse.Namespace) -> dict:
     """Time the prediction of one structure by every model in this (fresh) process."""
     import torch
 
+    from rhocore import training
     from rhocore.basis import BasisLayout
     from rhocore.descriptors import DescriptorOptions, LambdaSoap
     from rhocore.plugins import get_registry
-    from rhocore.tensormaps import tensormap_to_coefficients
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -130,7 +131,6 @@ def worker(args: argparse.Namespace) -> dict:
                 parameter.normal_(std=1e-3)
         models[name] = torch.jit.script(model.eval())
     atoms = ase.io.read(args.worker)
-    numbers = [atoms.numbers]
 
     def stamp() -> tuple[float, float]:
         return time.perf_counter(), time.process_time()
@@ -140,21 +140,18 @@ def worker(args: argparse.Namespace) -> dict:
         return 1e3 * (wall - start[0]), 1e3 * (cpu - start[1])
 
     def predict() -> dict[str, tuple[float, float]]:
-        """(wall, CPU) milliseconds of the descriptor and of every model's stages."""
+        """(wall, CPU) milliseconds of the features alone and of every model's prediction."""
         times = {}
-        with torch.no_grad():
+        start = stamp()
+        for _piece in descriptor.compute_chunks([atoms]):
+            pass
+        times["descriptor"] = elapsed(start)
+        for name, model in models.items():
             start = stamp()
-            features = descriptor.compute([atoms])
-            times["descriptor"] = elapsed(start)
-            for name, model in models.items():
-                start = stamp()
-                output = model(features)
-                times[f"{name}_model"] = elapsed(start)
-                start = stamp()
-                vector = tensormap_to_coefficients(output, numbers, layout)[0]
-                times[f"{name}_to_vector"] = elapsed(start)
-                if not torch.isfinite(vector).all():
-                    raise RuntimeError(f"{name}: non-finite predicted coefficients")
+            vector = training.predict(model, descriptor, [atoms])[0]
+            times[name] = elapsed(start)
+            if not np.isfinite(vector).all() or vector.size != layout.size(atoms.numbers):
+                raise RuntimeError(f"{name}: wrong or non-finite predicted coefficients")
         return times
 
     before = current_rss_mb()
@@ -167,9 +164,8 @@ def worker(args: argparse.Namespace) -> dict:
         "median_ms": {stage: statistics.median(run[stage][0] for run in runs) for stage in runs[0]},
     }
     for name in models:
-        stages = ("descriptor", f"{name}_model", f"{name}_to_vector")
-        walls = [sum(run[stage][0] for stage in stages) for run in runs]
-        cpus = [sum(run[stage][1] for stage in stages) for run in runs]
+        walls = [run[name][0] for run in runs]
+        cpus = [run[name][1] for run in runs]
         result[name] = {
             "total_ms": statistics.median(walls),
             "ms_per_atom": statistics.median(walls) / n_atoms,
