@@ -60,15 +60,33 @@ def real_cg_coefficients(max_angular: int) -> dict[tuple[int, int, int], torch.T
 class _Group:
     """All channel pairs (l_1, l_2 >= l_1) of one l_1, coupled by two matrix products.
 
-    ``weights`` maps the density rows ``rows`` (the m_2 of every partner l_2) to rows
-    (u, m_1), u running over the (l_2, o3_lambda, mu) of the group; zero where l_2 does
-    not own the density row. Multiplying by the l_1 density then contracts m_1.
+    ``weights`` maps the density rows ``rows`` (the m_2 of every partner l_2) to columns
+    (m_1, u), u running over the (o3_lambda, l_2, mu) of the group; zero where l_2 does
+    not own the density row. Multiplying by the l_1 density then contracts m_1 and gives
+    products laid out (atom, p, u, q), p and q the channels of l_1 and l_2.
     """
 
     l1: int
     rows: slice
-    weights: torch.Tensor  # (width * (2 l_1 + 1), len(rows))
+    weights: torch.Tensor  # (len(rows), (2 l_1 + 1) * width)
     width: int
+
+
+@dataclass
+class _Run:
+    """Consecutive output properties of one (o3_lambda, l_1): its pieces (l_1, l_2).
+
+    They are consecutive both in the output (properties are ordered l_1, l_2, p, q) and
+    in the group's products (u is ordered o3_lambda, l_2, mu), so one strided copy moves
+    all pieces with l_2 > l_1. A piece with l_2 = l_1 keeps only the unique pairs p <= q
+    and is gathered through ``same_index`` (flat positions in the group's products).
+    """
+
+    o3_lambda: int
+    start: int  # first output property
+    u: int  # first u of the run in the group
+    same_index: torch.Tensor | None  # (2 lambda + 1) * unique pairs, or None
+    rest: int  # pieces with l_2 > l_1
 
 
 class SelfProduct:
@@ -80,8 +98,12 @@ class SelfProduct:
     l_1 = l_2 with (neighbor_1_type, n_1) <= (neighbor_2_type, n_2), because the swapped
     pair of a self-product is equal for o3_sigma = +1.
 
-    A call does two matrix products per l_1 and one concatenation per o3_lambda: few
-    large operations rather than many small ones, since each torch call has a fixed cost.
+    Atoms are processed in chunks of ``chunk`` so that the products of a chunk stay in
+    the processor cache between the two matrix products per l_1 and the copy into the
+    output; per chunk the number of torch calls is fixed (each has a fixed cost), so the
+    time is linear in the number of atoms. The intermediates live in scratch tensors
+    allocated once per call: fresh memory for every chunk would be page-faulted anew,
+    which costs about ten times as much as writing it.
     """
 
     def __init__(
@@ -91,73 +113,136 @@ class SelfProduct:
         max_radial: int,
         neighbor_types: Sequence[int],
         coefficients: dict[tuple[int, int, int], torch.Tensor],
+        chunk: int = 32,
     ):
         self.o3_lambdas = sorted({int(lam) for lam in o3_lambdas})
+        self.chunk = chunk
         channels = torch.cartesian_prod(
             torch.tensor(sorted(neighbor_types), dtype=torch.int32),
             torch.arange(max_radial + 1, dtype=torch.int32),
         ).reshape(-1, 2)
-        count = len(channels)
+        count = self._channels = len(channels)
         first, second = torch.meshgrid(torch.arange(count), torch.arange(count), indexing="ij")
         first, second = first.reshape(-1), second.reshape(-1)
-        self._unique = torch.nonzero(first <= second).reshape(-1)
+        unique = torch.nonzero(first <= second).reshape(-1)
         row_offset = [l * l for l in range(max_angular + 2)]  # density rows of l start at l^2
 
-        feeds: dict[int, dict[int, list[int]]] = {}
+        feeds: dict[int, dict[int, list[int]]] = {}  # l_1 -> o3_lambda -> partners l_2
         for lam in self.o3_lambdas:
             for l1, l2 in coupled_pairs(lam, max_angular):
-                feeds.setdefault(l1, {}).setdefault(l2, []).append(lam)
+                feeds.setdefault(l1, {}).setdefault(lam, []).append(l2)
 
-        column: dict[tuple[int, int, int], int] = {}  # first u of (l_1, l_2, lambda)
         self._groups: list[_Group] = []
-        for l1, partners in sorted(feeds.items()):
+        self._runs: list[list[_Run]] = []
+        start = {lam: 0 for lam in self.o3_lambdas}  # next output property per o3_lambda
+        for l1, by_lambda in sorted(feeds.items()):
+            partners = [l2 for l2s in by_lambda.values() for l2 in l2s]
             lo, hi = row_offset[min(partners)], row_offset[max(partners) + 1]
-            width = sum(2 * lam + 1 for lams in partners.values() for lam in lams)
-            weights = torch.zeros(width, 2 * l1 + 1, hi - lo, dtype=torch.float64)
+            width = sum((2 * lam + 1) * len(l2s) for lam, l2s in by_lambda.items())
+            weights = torch.zeros(2 * l1 + 1, width, hi - lo, dtype=torch.float64)
+            runs = []
             u = 0
-            for l2, lams in sorted(partners.items()):
-                for lam in lams:
-                    column[(l1, l2, lam)] = u
-                    block = coefficients[(l1, l2, lam)].permute(2, 0, 1)  # (mu, m_1, m_2)
+            for lam, l2s in sorted(by_lambda.items()):
+                same = l2s[0] == l1
+                same_index = None
+                if same:
+                    # flat position of (p, u + mu, q) in products of shape (p, width, q)
+                    p, q = first[unique], second[unique]
+                    mu = torch.arange(2 * lam + 1)[:, None]
+                    same_index = ((p * width + u + mu) * count + q).reshape(-1)
+                runs.append(_Run(lam, start[lam], u, same_index, len(l2s) - same))
+                for l2 in l2s:
+                    block = coefficients[(l1, l2, lam)].permute(0, 2, 1)  # (m_1, mu, m_2)
                     rows = slice(row_offset[l2] - lo, row_offset[l2 + 1] - lo)
-                    weights[u : u + 2 * lam + 1, :, rows] = block
+                    weights[:, u : u + 2 * lam + 1, rows] = block
                     u += 2 * lam + 1
-            self._groups.append(_Group(l1, slice(lo, hi), weights.reshape(-1, hi - lo), width))
+                start[lam] += (len(unique) if same else 0) + (len(l2s) - same) * count**2
+            weights = weights.reshape(-1, hi - lo).T.contiguous()
+            self._groups.append(_Group(l1, slice(lo, hi), weights, width))
+            self._runs.append(runs)
+        self._sizes = start
+        # doubles per atom of the largest intermediate of any group
+        self._scratch = max(count * max(g.weights.shape[1], count * g.width) for g in self._groups)
 
-        # per o3_lambda, in property order: (l_1, first u, whether swapped pairs repeat)
-        self._pieces = {
-            lam: [
-                (l1, column[(l1, l2, lam)], l1 == l2) for l1, l2 in coupled_pairs(lam, max_angular)
-            ]
-            for lam in self.o3_lambdas
-        }
         self.properties: dict[int, Labels] = {}
         for lam in self.o3_lambdas:
             labels = []
             for l1, l2 in coupled_pairs(lam, max_angular):
                 pairs = torch.cat([channels[first], channels[second]], dim=1)
                 if l1 == l2:
-                    pairs = pairs[self._unique]
+                    pairs = pairs[unique]
                 prefix = torch.tensor([[l1, l2]], dtype=torch.int32).expand(len(pairs), 2)
                 labels.append(torch.cat([prefix, pairs], dim=1))
             self.properties[lam] = Labels(PROPERTY_NAMES, torch.cat(labels))
 
-    def __call__(self, density: Sequence[torch.Tensor]) -> dict[int, torch.Tensor]:
-        """Blocks (atoms, 2 lambda + 1, properties) from density blocks indexed by l."""
+    def __call__(
+        self, density: Sequence[torch.Tensor], normalize: bool = False
+    ) -> dict[int, torch.Tensor]:
+        """Blocks (atoms, 2 lambda + 1, properties) from density blocks indexed by l.
+
+        With ``normalize``, every atom's features are divided by the norm of its
+        o3_lambda = 0 features (which must be among the selected o3_lambda).
+        """
         stacked = torch.cat(list(density), dim=1)  # (atoms, sum of 2l + 1, channels)
-        atoms = stacked.shape[0]
-        products: dict[int, torch.Tensor] = {}
-        for group in self._groups:
-            # (atoms, u * m_1, q) -> (atoms, u, m_1, q); contracting m_1 gives (atoms, u, p, q)
-            half = torch.matmul(group.weights, stacked[:, group.rows])
-            half = half.reshape(atoms, group.width, 2 * group.l1 + 1, -1)
-            full = torch.matmul(density[group.l1].transpose(1, 2).unsqueeze(1), half)
-            products[group.l1] = full.reshape(atoms, group.width, -1)
-        out = {}
-        for lam, plan in self._pieces.items():
-            pieces = []
-            for l1, u, same in plan:
-                piece = products[l1][:, u : u + 2 * lam + 1]
-                pieces.append(piece.index_select(2, self._unique) if same else piece)
-            out[lam] = torch.cat(pieces, dim=2)
+        atoms, _, count = stacked.shape
+        out = {
+            lam: torch.empty(atoms, 2 * lam + 1, size, dtype=stacked.dtype)
+            for lam, size in self._sizes.items()
+        }
+        rows_per_chunk = min(self.chunk, atoms)
+        scratch = [
+            torch.empty(rows_per_chunk * self._scratch, dtype=stacked.dtype) for _ in range(3)
+        ]
+        for begin in range(0, atoms, self.chunk):
+            end = min(begin + self.chunk, atoms)
+            n = end - begin
+            chunk = stacked[begin:end]
+            transposed = chunk.transpose(1, 2).contiguous()  # (atoms, q, rows)
+            for group, runs in zip(self._groups, self._runs, strict=True):
+                m1, columns = 2 * group.l1 + 1, group.weights.shape[1]
+                # one product (atoms * q, rows) @ (rows, m_1 * u), turned into
+                # (atoms, m_1, u * q); contracting m_1 with the l_1 density gives
+                # (atoms, p, u * q)
+                half_t = scratch[0][: n * count * columns].view(n * count, columns)
+                torch.mm(
+                    transposed[:, :, group.rows].reshape(n * count, -1), group.weights, out=half_t
+                )
+                half = scratch[1][: n * count * columns].view(n, columns, count)
+                half.copy_(half_t.view(n, count, columns).transpose(1, 2))
+                first = chunk[:, group.l1 * group.l1 : group.l1 * group.l1 + m1]
+                products = scratch[2][: n * count * count * group.width].view(n, count, -1)
+                torch.bmm(first.transpose(1, 2), half.view(n, m1, -1), out=products)
+                for run in runs:
+                    target = out[run.o3_lambda][begin:end]
+                    self._copy_run(products, run, group.width, target, scratch[0])
+            if normalize:
+                norm = torch.linalg.vector_norm(out[0][begin:end], dim=(1, 2)).clamp_min(1e-12)
+                for block in out.values():
+                    block[begin:end].div_(norm[:, None, None])
         return out
+
+    def _copy_run(
+        self,
+        products: torch.Tensor,
+        run: _Run,
+        width: int,
+        out: torch.Tensor,
+        scratch: torch.Tensor,
+    ) -> None:
+        """Move the pieces of ``run`` from ``products`` (atoms, p, u * q) into ``out``
+        (``scratch`` holds the gathered unique pairs on the way)."""
+        atoms, count = products.shape[0], self._channels
+        mu = 2 * run.o3_lambda + 1
+        start = run.start
+        if run.same_index is not None:
+            unique = run.same_index.numel() // mu
+            gathered = scratch[: atoms * mu * unique].view(atoms, -1)
+            torch.index_select(products.reshape(atoms, -1), 1, run.same_index, out=gathered)
+            out[:, :, start : start + unique].copy_(gathered.reshape(atoms, mu, unique))
+            start += unique
+        if run.rest:
+            u = run.u + (mu if run.same_index is not None else 0)
+            source = products.view(atoms, count, width, count)[:, :, u : u + run.rest * mu]
+            source = source.view(atoms, count, run.rest, mu, count).permute(0, 3, 2, 1, 4)
+            target = out[:, :, start : start + run.rest * count * count]
+            target.view(atoms, mu, run.rest, count, count).copy_(source)

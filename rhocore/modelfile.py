@@ -20,7 +20,7 @@ import torch
 from rhocore.basis import BasisLayout
 from rhocore.dataset import DatasetMetadata
 from rhocore.descriptors import DescriptorOptions, LambdaSoap
-from rhocore.tensormaps import tensormap_to_coefficients
+from rhocore.tensormaps import join_samples, tensormap_to_coefficients
 
 METADATA_FILE = "rhocore.json"
 MODEL_FILE_VERSION = 1
@@ -48,8 +48,8 @@ class ModelFile:
     def predict(self, frames: list[ase.Atoms]) -> list[np.ndarray]:
         """Canonical coefficient vectors predicted for ``frames``."""
         with torch.no_grad():
-            features = self.descriptor.compute(frames)
-            output = self.model(features)
+            pieces = self.descriptor.compute_chunks(frames)
+            output = join_samples([self.model(piece) for piece in pieces])
         return [
             np.asarray(vector.detach().numpy())
             for vector in tensormap_to_coefficients(

@@ -163,6 +163,30 @@ def stack_structures(tensors: Sequence[TensorMap]) -> TensorMap:
     return TensorMap(keys, blocks)
 
 
+def join_samples(tensors: Sequence[TensorMap]) -> TensorMap:
+    """One TensorMap with the samples of all ``tensors`` (same keys in the same order).
+
+    For the outputs of the pieces of :meth:`rhocore.descriptors.LambdaSoap.compute_chunks`,
+    whose samples are disjoint.
+    """
+    if len(tensors) == 1:
+        return tensors[0]
+    blocks = []
+    for position in range(len(tensors[0].keys)):
+        parts = [tensor.block(position) for tensor in tensors]
+        blocks.append(
+            TensorBlock(
+                values=torch.cat([part.values for part in parts]),
+                samples=Labels(
+                    parts[0].samples.names, torch.cat([part.samples.values for part in parts])
+                ),
+                components=parts[0].components,
+                properties=parts[0].properties,
+            )
+        )
+    return TensorMap(tensors[0].keys, blocks)
+
+
 def key_labels(keys: Sequence[tuple[int, int]]) -> Labels:
     """Key labels (o3_lambda, o3_sigma = 1, center_type) of (l, Z) pairs."""
     rows = [[l, 1, z] for l, z in keys]

@@ -34,7 +34,12 @@ from rhocore.loss import Metric, metric_loss
 from rhocore.metric_blocks import BlockMetric, TorchBlockMetric
 from rhocore.models.base import Model
 from rhocore.plugins import get_registry
-from rhocore.tensormaps import split_structures, stack_structures, tensormap_to_coefficients
+from rhocore.tensormaps import (
+    join_samples,
+    split_structures,
+    stack_structures,
+    tensormap_to_coefficients,
+)
 from rhocore.versions import Updater, upgrade
 
 log = logging.getLogger(__name__)
@@ -360,7 +365,8 @@ def predict(
     with torch.no_grad():
         for start in range(0, len(frames), batch_size):
             chunk = frames[start : start + batch_size]
-            prediction = model(descriptor.compute(chunk))
+            pieces = descriptor.compute_chunks(chunk)
+            prediction = join_samples([model(piece) for piece in pieces])
             vectors = tensormap_to_coefficients(
                 prediction, [atoms.numbers for atoms in chunk], descriptor.layout
             )

@@ -14,7 +14,7 @@ from featomic.clebsch_gordan import EquivariantPowerSpectrum
 from rhocore.basis import BasisLayout
 from rhocore.descriptors import DescriptorOptions, LambdaSoap
 from rhocore.rotations import random_rotation, wigner_d_real
-from rhocore.tensormaps import key_labels
+from rhocore.tensormaps import join_samples, key_labels
 from rhocore.testing.models import random_waters
 
 LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
@@ -106,6 +106,20 @@ def test_features_do_not_depend_on_batching(descriptor):
     for key, block in alone.items():
         rows = together.block(key).samples.column("system") == 1
         np.testing.assert_allclose(together.block(key).values[rows], block.values, atol=1e-14)
+
+
+def test_pieces_of_compute_chunks_join_into_the_features_of_compute(descriptor):
+    frames = random_waters(3, seed=5, molecules=3)  # 9 O and 18 H atoms
+    whole = descriptor.compute(frames)
+    pieces = list(descriptor.compute_chunks(frames, atoms=4))
+    assert len(pieces) == 5  # ceil(18 / 4); the O blocks of the last two pieces are empty
+    assert all(piece.keys == whole.keys for piece in pieces)
+    joined = join_samples(pieces)
+    for key, block in whole.items():
+        assert torch.equal(joined.block(key).samples.values, block.samples.values)
+        torch.testing.assert_close(joined.block(key).values, block.values, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="at least 1"):
+        next(descriptor.compute_chunks(frames, atoms=0))
 
 
 def featomic_reference(descriptor: LambdaSoap, frames) -> dict[tuple[int, int], tuple]:
