@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import ase
@@ -144,6 +145,9 @@ class QCBackend(ABC):
     Options: ClassVar[type[PluginOptions]] = PluginOptions
     #: False for codes that cannot put fields on arbitrary points (no grid metrics then).
     evaluates_fields: ClassVar[bool] = True
+    #: True for backends that read finished QC outputs instead of running an SCF: a
+    #: config's structure files are then read by :meth:`read_outputs`, not by ASE.
+    reads_outputs: ClassVar[bool] = False
 
     def __init__(self, options: PluginOptions | dict | None = None):
         if isinstance(options, PluginOptions):
@@ -155,6 +159,16 @@ class QCBackend(ABC):
     def version(self) -> str:
         """Version of the QC code behind this backend, stored in datasets."""
         return "unknown"
+
+    @classmethod
+    def read_outputs(cls, path: Path) -> list[ase.Atoms]:
+        """The structures of the QC output ``path``, for backends with ``reads_outputs``.
+
+        Each carries ``atoms.info["source_file"]`` (the absolute path), which
+        :meth:`run_scf` reads back. Raises :class:`rhocore.structure_files.StructureError`
+        for a file it cannot use at all.
+        """
+        raise NotImplementedError(f"backend '{cls.name}' runs its own SCF; ASE reads its input")
 
     def check_setup(self, structures: list[ase.Atoms]) -> None:
         """Raise :class:`BackendSetupError` if the code cannot run these structures at all.

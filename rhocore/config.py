@@ -19,7 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rhocore.backend import PluginOptions, QCBackend
 from rhocore.executor import EXECUTOR_KINDS, ExecutorOptions, LocalExecutor
 from rhocore.plugins import Kind, PluginError, Registry, get_registry
-from rhocore.structure_files import StructureError, read_structure_file
+from rhocore.structure_files import (
+    StructureError,
+    check_finite_structure,
+    expand_structure_paths,
+    read_structure_file,
+)
 from rhocore.target import Target
 
 
@@ -41,8 +46,17 @@ class PluginChoice(_Strict):
 class StructuresSpec(_Strict):
     """Where the structures come from: any file ASE reads, and which frames of it."""
 
-    file: Path = Field(description="Structure file (xyz, extxyz, cif, POSCAR, ...).")
-    index: str = Field(default=":", description="ASE index string, e.g. ':', '0:50', '::2'.")
+    file: Path = Field(
+        description=(
+            "Structure file (xyz, extxyz, cif, POSCAR, ...), or a glob pattern of files "
+            "('outputs/*.log', 'runs/**/*.out'; read in sorted order). With a backend that "
+            "reads finished QC outputs (cclib), the outputs themselves."
+        )
+    )
+    index: str = Field(
+        default=":",
+        description="ASE index string of each file, e.g. ':', '0:50', '::2'.",
+    )
     format: str | None = Field(default=None, description="ASE format name if not guessed.")
 
 
@@ -100,17 +114,36 @@ class ResolvedConfig:
         return self.target_cls(self.target_options)
 
     def read_structures(self) -> list[ase.Atoms]:
-        """The structures named in ``structures``, resolved relative to the config file."""
+        """The structures named in ``structures``, resolved relative to the config file.
+
+        Each carries ``atoms.info["source_file"]``, the file it was read from. A backend
+        that reads QC outputs (``reads_outputs``) reads the files itself, else ASE does.
+        """
         spec = self.raw.structures
         if spec is None:
             raise ConfigError("the configuration has no 'structures' section")
-        path = spec.file if spec.file.is_absolute() else self.base_dir / spec.file
-        if not path.exists():
-            raise ConfigError(f"structures.file: '{path}' does not exist")
         try:
-            return read_structure_file(path, spec.index, spec.format)
+            paths = expand_structure_paths(spec.file, self.base_dir)
         except StructureError as error:
-            raise ConfigError(f"structures.file: {error}") from error
+            raise ConfigError(f"structures.file: {error}") from None
+        reader = self.backend_cls if self.backend_cls and self.backend_cls.reads_outputs else None
+        if reader is not None and (spec.index != ":" or spec.format is not None):
+            raise ConfigError(
+                f"structures: backend '{reader.name}' reads QC outputs itself, one structure "
+                "per file; remove 'index' and 'format' (select files with the glob in 'file')"
+            )
+        frames: list[ase.Atoms] = []
+        for path in paths:
+            try:
+                if reader is None:
+                    frames += read_structure_file(path, spec.index, spec.format)
+                else:
+                    for atoms in reader.read_outputs(path):
+                        check_finite_structure(atoms, f"'{path}'")
+                        frames.append(atoms)
+            except StructureError as error:
+                raise ConfigError(f"structures.file: {error}") from error
+        return frames
 
     def to_dict(self) -> dict[str, Any]:
         """The fully expanded configuration, every default written out."""

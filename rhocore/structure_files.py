@@ -6,6 +6,7 @@ and come out as NaN fields; it is refused at reading, with the file and frame na
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import ase
@@ -15,6 +16,37 @@ import numpy as np
 
 class StructureError(ValueError):
     """A structure file that cannot be read, or a structure in it that cannot be used."""
+
+
+#: ``atoms.info`` key of the file a structure was read from (absolute path).
+SOURCE_KEY = "source_file"
+#: Characters that make a structure path a glob pattern.
+GLOB_CHARACTERS = "*?["
+
+
+def is_glob(pattern: Path | str) -> bool:
+    """Whether ``pattern`` holds glob wildcards (``*``, ``?``, ``[...]``)."""
+    return any(character in str(pattern) for character in GLOB_CHARACTERS)
+
+
+def expand_structure_paths(pattern: Path | str, base_dir: Path | str = ".") -> list[Path]:
+    """The files that ``pattern`` names, relative to ``base_dir`` unless absolute.
+
+    A glob (``outputs/*.log``, ``runs/**/out.txt``) gives its matching files in sorted
+    order, so that structure indices stay the same when a run resumes; a plain path
+    gives itself. Raises :class:`StructureError` when nothing exists.
+    """
+    path = Path(pattern)
+    path = path if path.is_absolute() else Path(base_dir) / path
+    if not is_glob(pattern):
+        if not path.exists():
+            raise StructureError(f"'{path}' does not exist")
+        return [path]
+    matches = sorted(Path(match) for match in glob.glob(str(path), recursive=True))
+    files = [match for match in matches if match.is_file()]
+    if not files:
+        raise StructureError(f"no file matches the pattern '{path}'")
+    return files
 
 
 def read_structure_file(
@@ -32,6 +64,7 @@ def read_structure_file(
     for number, atoms in enumerate(frames):
         where = f"frame {number}" if index == ":" else f"structure {number} of index '{index}'"
         check_finite_structure(atoms, f"{where} of '{path}'")
+        atoms.info.setdefault(SOURCE_KEY, str(Path(path).resolve()))
     return frames
 
 

@@ -18,9 +18,9 @@ from pyscf import gto
 
 from rhocore.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
 from rhocore.basis import BasisLayout
-from rhocore.rifit import IllConditionedMetricError, solve_fit
-from rhocore_pyscf import grids, periodic, rifit, scf
+from rhocore_pyscf import grids, periodic, scf
 from rhocore_pyscf.convention import aux_ao_map
+from rhocore_pyscf.molecular_fit import fit_orbital_density
 from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol, build_mol
 from rhocore_pyscf.options import PySCFOptions
 
@@ -101,32 +101,16 @@ class PySCFBackend(QCBackend):
                 f"target weights have shape {weights.shape}, but the orbitals of "
                 f"{scf.atoms.get_chemical_formula()} have shape {scf.orbitals.energies.shape}"
             )
-        density_matrix = rifit.weighted_density_matrix(state.mo_coeff, weights[:, 0, :])
         auxmol = build_auxmol(state.mol, self.options, scf.atoms.get_chemical_formula())
-        ao_map = aux_ao_map(auxmol)
-        kind = self.options.metric
-        metric = ao_map.to_canonical_matrix(rifit.metric_matrix(auxmol, kind))
-        projected = ao_map.to_canonical(rifit.projections(state.mol, auxmol, density_matrix, kind))
-        integrals = ao_map.to_canonical(rifit.basis_integrals(auxmol))
-        target_integral = n_electrons if self.options.constrain_charge else None
-        try:
-            coefficients = solve_fit(
-                metric, projected, integrals, target_integral, self.options.condition_limit
-            )
-        except IllConditionedMetricError as error:
-            raise IllConditionedMetricError(
-                f"RI fit of {scf.atoms.get_chemical_formula()} with aux_basis "
-                f"'{self.options.aux_basis}': {error} Atoms very close together also make "
-                "their functions nearly identical; check the geometry."
-            ) from None
-        return RIFit(
-            coefficients=coefficients,
-            projections=metric @ coefficients,
-            metric=metric,
-            metric_kind=kind,
-            layout=ao_map.layout,
-            integrals=integrals,
-            field_state={"density_matrix": density_matrix},
+        return fit_orbital_density(
+            state.mol,
+            auxmol,
+            state.mo_coeff,
+            weights[:, 0, :],
+            self.options.metric,
+            target_integral=n_electrons if self.options.constrain_charge else None,
+            condition_limit=self.options.condition_limit,
+            label=f"{scf.atoms.get_chemical_formula()} with aux_basis '{self.options.aux_basis}'",
         )
 
     def evaluate_fitted(

@@ -55,19 +55,32 @@ def build_mol(atoms: ase.Atoms, options: PySCFOptions, *, for_scf: bool = True) 
 def build_auxmol(mol: gto.Mole, options: PySCFOptions, formula: str) -> gto.Mole:
     """The molecule of ``mol`` with the auxiliary (RI) basis of ``options`` as its AOs."""
     if options.aux_basis == EVEN_TEMPERED:
-        aux_basis: str | dict = addons.aug_etb(mol, beta=options.beta)
-    else:
-        aux_basis = options.aux_basis
-        for symbol in sorted({mol.atom_pure_symbol(i) for i in range(mol.natm)}):
-            try:
-                gto.basis.load(aux_basis, symbol)
-            except gto.basis.BasisNotFoundError:
-                raise PySCFBackendError(
-                    f"structure {formula}: the auxiliary basis '{aux_basis}' has no functions "
-                    f"for {symbol}. Choose another 'aux_basis', or '{EVEN_TEMPERED}' to "
-                    "generate one from the orbital basis."
-                ) from None
+        auxmol = addons.make_auxmol(mol, addons.aug_etb(mol, beta=options.beta))
+        if auxmol.cart:
+            raise PySCFBackendError(
+                "the pyscf backend needs spherical (cart=False) basis functions"
+            )
+        return auxmol
+    return build_named_auxmol(mol, options.aux_basis, formula)
+
+
+def build_named_auxmol(mol: gto.Mole, aux_basis: str, formula: str) -> gto.Mole:
+    """The molecule of ``mol`` with the named PySCF basis ``aux_basis`` as its spherical AOs.
+
+    The auxiliary functions are spherical whatever ``mol.cart`` is: rhocore's coefficients
+    are per real spherical harmonic.
+    """
+    for symbol in sorted({mol.atom_pure_symbol(i) for i in range(mol.natm)}):
+        try:
+            gto.basis.load(aux_basis, symbol)
+        except gto.basis.BasisNotFoundError:
+            raise PySCFBackendError(
+                f"structure {formula}: the auxiliary basis '{aux_basis}' has no functions "
+                f"for {symbol}. Choose another 'aux_basis', or '{EVEN_TEMPERED}' to "
+                "generate one from the orbital basis."
+            ) from None
     auxmol = addons.make_auxmol(mol, aux_basis)
     if auxmol.cart:
-        raise PySCFBackendError("the pyscf backend needs spherical (cart=False) basis functions")
+        auxmol.cart = False
+        auxmol.build(False, False)
     return auxmol

@@ -7,7 +7,8 @@ from rhocore.plugins import hookimpl
 
 @hookimpl
 def rhocore_register_backends() -> list[type]:
-    """The ``pyscf`` backend; PySCF itself is imported only when the class is used."""
+    """The ``pyscf`` and ``cclib`` backends; PySCF and cclib are imported only when used."""
     from rhocore_pyscf.backend import PySCFBackend
+    from rhocore_pyscf.cclib_backend import CclibBackend
 
-    return [PySCFBackend]
+    return [PySCFBackend, CclibBackend]

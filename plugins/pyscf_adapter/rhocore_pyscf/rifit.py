@@ -38,11 +38,26 @@ def metric_matrix(auxmol: gto.Mole, metric: MetricKind) -> np.ndarray:
 def projections(
     mol: gto.Mole, auxmol: gto.Mole, density_matrix: np.ndarray, metric: MetricKind
 ) -> np.ndarray:
-    """w_b = sum_ij P_ij <b|ij> (overlap) or (b|ij) (Coulomb) for a symmetric P."""
-    three_centre = incore.aux_e2(mol, auxmol, METRIC_INTEGRALS[metric][1], aosym="s2ij")
+    """w_b = sum_ij P_ij <b|ij> (overlap) or (b|ij) (Coulomb) for a symmetric P.
+
+    A Cartesian orbital basis (outputs of codes that use 6D/10F) with a spherical
+    auxiliary basis: the integrals run over the Cartesian auxiliary functions and are
+    contracted onto the spherical ones, as PySCF integrates only like with like.
+    """
+    cartesian_aux = None
+    if mol.cart and not auxmol.cart:
+        cartesian_aux = auxmol.copy()
+        cartesian_aux.cart = True
+        cartesian_aux.build(False, False)
+    three_centre = incore.aux_e2(
+        mol, cartesian_aux or auxmol, METRIC_INTEGRALS[metric][1], aosym="s2ij"
+    )
     # the lower triangle holds each off-diagonal pair once: count it twice
     packed = lib.pack_tril(2.0 * density_matrix - np.diag(np.diag(density_matrix)))
-    return packed @ three_centre
+    projected = packed @ three_centre
+    if cartesian_aux is not None:
+        projected = projected @ cartesian_aux.cart2sph_coeff()
+    return projected
 
 
 def basis_integrals(auxmol: gto.Mole) -> np.ndarray:
