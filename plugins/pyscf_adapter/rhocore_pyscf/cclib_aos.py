@@ -191,8 +191,11 @@ def program_aos(
             f"rhocore does not know the AO order of {package or 'this code'} (known: "
             f"{', '.join(sorted(CONVENTIONS))})"
         )
-    shells = [(atom, L_OF_LETTER[shell[0].upper()]) for atom, atom_shells in
-              enumerate(gbasis) for shell in atom_shells]  # fmt: skip
+    shells = [
+        (atom, L_OF_LETTER[shell[0].upper()])
+        for atom, atom_shells in enumerate(gbasis)
+        for shell in atom_shells
+    ]
     spherical_count = sum(2 * l + 1 for _, l in shells)
     cartesian_count = sum((l + 1) * (l + 2) // 2 for _, l in shells)
     aos: list[ProgramAO] = []

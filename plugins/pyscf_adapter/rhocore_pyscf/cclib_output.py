@@ -35,9 +35,9 @@ PRINT_KEYWORDS: dict[str, tuple[str, str]] = {
     "ORCA": ("'print[p_basis] 2' in %output", "'print[p_mos] 1' in %output"),
     "Psi4": ("'set print_basis true'", "'set print_mos true'"),
     "GAMESS": (
-        "the default output (basis printed unless NPRINT suppresses it)",
-        "the default eigenvector printout ($GUESS PRTMO; NPRINT >= 7 for all orbitals)",
-    ),  # fmt: skip
+        "its default output (ATOMIC BASIS SET); do not lower NPRINT",
+        "its default output (EIGENVECTORS); do not lower NPRINT",
+    ),
     "QChem": (
         "'print_general_basis = true' in $rem",
         "'print_orbitals = <number of virtual orbitals>' in $rem (true prints only 5)",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import ase
 import numpy as np
 import pytest
 
 from rhocore.rotations import random_rotation
 from rhocore.structures import distorted_waters
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +37,18 @@ def methylene() -> ase.Atoms:
         ]
     )
     return ase.Atoms("CH2", positions=positions @ random_rotation(3).T)
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` next to the repository, or ``$RHOCORE_SHARED_DATA``."""
+    return Path(os.environ.get("RHOCORE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def cclib_outputs() -> Path:
+    """The real QC outputs of ``shared/data/cclib_outputs``; tests skip, loudly, without them."""
+    pytest.importorskip("cclib", reason="the cclib backend tests need cclib installed")
+    path = shared_data_dir() / "cclib_outputs"
+    if not (path / "README.md").is_file():
+        pytest.skip(f"real QC outputs not found at {path} (set RHOCORE_SHARED_DATA)")
+    return path
