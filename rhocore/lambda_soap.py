@@ -95,7 +95,7 @@ class LambdaSoapModule(torch.nn.Module):
     def expand(
         self,
         systems: list[System],
-        selected_atoms: Optional[Labels],  # noqa: UP045
+        selected_atoms: Optional[Labels],
     ) -> Expanded:
         """Spherical expansion of the atoms ``selected_atoms`` (all when None) by centre type.
 
@@ -175,7 +175,7 @@ class LambdaSoapModule(torch.nn.Module):
     def forward(
         self,
         systems: list[System],
-        selected_atoms: Optional[Labels] = None,  # noqa: UP045
+        selected_atoms: Optional[Labels] = None,
     ) -> TensorMap:
         """Features of the atoms ``selected_atoms`` (all when None) of ``systems``."""
         return self.couple(self.expand(systems, selected_atoms), 0, -1)
