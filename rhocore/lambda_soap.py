@@ -99,8 +99,20 @@ class LambdaSoapModule(torch.nn.Module):
     ) -> Expanded:
         """Spherical expansion of the atoms ``selected_atoms`` (all when None) by centre type.
 
-        Centre types without a selected atom are left out.
+        Centre types without a selected atom are left out. A system periodic along some
+        directions only needs the neighbour list the model requests: featomic builds its
+        own only for cells periodic in all or no directions.
         """
+        for index, system in enumerate(systems):
+            periodic = int(system.pbc.sum())
+            if 0 < periodic < 3 and len(system.known_neighbor_lists()) == 0:
+                raise ValueError(
+                    "system "
+                    + str(index)
+                    + " is periodic along some directions only: add the neighbour list "
+                    "the model requests (requested_neighbor_lists(), e.g. with "
+                    "vesin.metatomic.neighbor_lists_for_model) before calling the model"
+                )
         density = self.expansion.compute(systems, selected_samples=selected_atoms)
         density = density.keys_to_properties(self._neighbor_types)
         expanded: Expanded = {}

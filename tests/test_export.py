@@ -169,6 +169,16 @@ def test_exported_nonlinear_model_gives_the_in_memory_coefficients(tmp_path):
         assert np.abs(reference).max() > 1e-3, "prediction too small to prove anything"
         assert np.abs(vector.numpy() - reference).max() <= 1e-10 * np.abs(reference).max(), index
 
+    # without a neighbour list, featomic cannot handle the slab: a message, not a panic
+    bare_slab = System(
+        types=systems[3].types,
+        positions=systems[3].positions,
+        cell=systems[3].cell,
+        pbc=systems[3].pbc,
+    )
+    with pytest.raises(torch.jit.Error, match="system 0 is periodic along some directions only"):
+        exported([bare_slab], options, check_consistency=False)
+
     # selected atoms: exactly their rows of the full prediction
     chosen = torch.tensor([[0, 0], [0, 4], [2, 1], [3, 5]], dtype=torch.int32)
     selected = ModelEvaluationOptions(
