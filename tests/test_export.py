@@ -20,7 +20,7 @@ from metatomic.torch import ModelEvaluationOptions, ModelOutput, System, load_at
 from vesin.metatomic import neighbor_lists_for_model
 
 from rhocore.cli import cli
-from rhocore.modelfile import load_model_file, save_model_file
+from rhocore.modelfile import ModelFile, load_model_file, save_model_file
 from rhocore.models.linear import LinearModel
 from rhocore.models.nonlinear import NonlinearModel
 from rhocore.tensormaps import tensormap_to_coefficients
@@ -232,3 +232,19 @@ def test_export_errors_name_the_problem(run_dir, tmp_path):
     assert result.exit_code != 0
     assert f"'{plain}' is a TorchScript file without rhocore metadata" in result.output
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_an_export_that_disagrees_with_the_trained_model_is_not_written(
+    run_dir, tmp_path, monkeypatch
+):
+    # the trained model as rhocore predicts it, made to differ by 1e-8 (relative)
+    original = ModelFile.predict
+    monkeypatch.setattr(
+        ModelFile, "predict", lambda self, frames: [v * (1 + 1e-8) for v in original(self, frames)]
+    )
+    result = CliRunner().invoke(cli, ["export", str(run_dir), "-o", str(tmp_path / "e.pt")])
+    assert result.exit_code != 0
+    assert "the exported model predicts coefficients that differ from the trained model" in (
+        result.output
+    )
+    assert sorted(tmp_path.iterdir()) == []
