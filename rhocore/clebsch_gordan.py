@@ -7,10 +7,7 @@ which property pairs are unique, property labels) is prepared once here, so coup
 batch of atoms is a few tensor contractions without any per-call metadata work.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -56,40 +53,7 @@ def real_cg_coefficients(max_angular: int) -> dict[tuple[int, int, int], torch.T
     }
 
 
-@dataclass
-class _Group:
-    """All channel pairs (l_1, l_2 >= l_1) of one l_1, coupled by two matrix products.
-
-    ``weights`` maps the density rows ``rows`` (the m_2 of every partner l_2) to columns
-    (m_1, u), u running over the (o3_lambda, l_2, mu) of the group; zero where l_2 does
-    not own the density row. Multiplying by the l_1 density then contracts m_1 and gives
-    products laid out (atom, p, u, q), p and q the channels of l_1 and l_2.
-    """
-
-    l1: int
-    rows: slice
-    weights: torch.Tensor  # (len(rows), (2 l_1 + 1) * width)
-    width: int
-
-
-@dataclass
-class _Run:
-    """Consecutive output properties of one (o3_lambda, l_1): its pieces (l_1, l_2).
-
-    They are consecutive both in the output (properties are ordered l_1, l_2, p, q) and
-    in the group's products (u is ordered o3_lambda, l_2, mu), so one strided copy moves
-    all pieces with l_2 > l_1. A piece with l_2 = l_1 keeps only the unique pairs p <= q
-    and is gathered through ``same_index`` (flat positions in the group's products).
-    """
-
-    o3_lambda: int
-    start: int  # first output property
-    u: int  # first u of the run in the group
-    same_index: torch.Tensor | None  # (2 lambda + 1) * unique pairs, or None
-    rest: int  # pieces with l_2 > l_1
-
-
-class SelfProduct:
+class SelfProduct(torch.nn.Module):
     """lambda-SOAP blocks of selected o3_lambda from the density blocks of one centre type.
 
     The density of angular channel l has shape (atoms, 2l + 1, channels), channels being
@@ -98,13 +62,39 @@ class SelfProduct:
     l_1 = l_2 with (neighbor_1_type, n_1) <= (neighbor_2_type, n_2), because the swapped
     pair of a self-product is equal for o3_sigma = +1.
 
+    All channel pairs (l_1, l_2 >= l_1) of one l_1 form a *group*, coupled by two matrix
+    products: the group's weights map the density rows of its partners l_2 to columns
+    (m_1, u), u running over the (o3_lambda, l_2, mu) of the group (zero where l_2 does not
+    own the row); multiplying by the l_1 density then contracts m_1 and gives products
+    laid out (atom, p, u, q), p and q the channels of l_1 and l_2. A *run* is the
+    consecutive output properties of one (o3_lambda, l_1), consecutive in the group's
+    products too, so one strided copy moves all its pieces with l_2 > l_1; a piece with
+    l_2 = l_1 keeps only the unique pairs p <= q and is gathered by flat positions.
+
     Atoms are processed in chunks of ``chunk`` so that the products of a chunk stay in
     the processor cache between the two matrix products per l_1 and the copy into the
     output; per chunk the number of torch calls is fixed (each has a fixed cost), so the
     time is linear in the number of atoms. The intermediates live in scratch tensors
     allocated once per call: fresh memory for every chunk would be page-faulted anew,
-    which costs about ten times as much as writing it.
+    which costs about ten times as much as writing it. The module is TorchScript-able,
+    so exported models (:mod:`rhocore.export`) compute the same features.
     """
+
+    o3_lambdas: list[int]
+    # per group (one l_1): l_1, first and last + 1 density row, width of u, weights
+    _group_l1: list[int]
+    _group_rows: list[tuple[int, int]]
+    _group_width: list[int]
+    _group_weights: list[torch.Tensor]  # (rows, (2 l_1 + 1) * width)
+    # per run, flat over groups (runs of group g are _group_runs[g] .. _group_runs[g + 1])
+    _group_runs: list[int]
+    _run_lambda: list[int]
+    _run_start: list[int]  # first output property
+    _run_u: list[int]  # first u of the run in the group
+    _run_same: list[torch.Tensor]  # flat positions of the l_2 = l_1 piece, or empty
+    _run_rest: list[int]  # pieces with l_2 > l_1
+    _sizes: dict[int, int]
+    properties: dict[int, Labels]
 
     def __init__(
         self,
@@ -115,6 +105,7 @@ class SelfProduct:
         coefficients: dict[tuple[int, int, int], torch.Tensor],
         chunk: int = 32,
     ):
+        super().__init__()
         self.o3_lambdas = sorted({int(lam) for lam in o3_lambdas})
         self.chunk = chunk
         channels = torch.cartesian_prod(
@@ -132,39 +123,49 @@ class SelfProduct:
             for l1, l2 in coupled_pairs(lam, max_angular):
                 feeds.setdefault(l1, {}).setdefault(lam, []).append(l2)
 
-        self._groups: list[_Group] = []
-        self._runs: list[list[_Run]] = []
+        self._group_l1, self._group_rows, self._group_width = [], [], []
+        self._group_weights, self._group_runs = [], [0]
+        self._run_lambda, self._run_start, self._run_u = [], [], []
+        self._run_same, self._run_rest = [], []
         start = {lam: 0 for lam in self.o3_lambdas}  # next output property per o3_lambda
         for l1, by_lambda in sorted(feeds.items()):
             partners = [l2 for l2s in by_lambda.values() for l2 in l2s]
             lo, hi = row_offset[min(partners)], row_offset[max(partners) + 1]
             width = sum((2 * lam + 1) * len(l2s) for lam, l2s in by_lambda.items())
             weights = torch.zeros(2 * l1 + 1, width, hi - lo, dtype=torch.float64)
-            runs = []
             u = 0
             for lam, l2s in sorted(by_lambda.items()):
                 same = l2s[0] == l1
-                same_index = None
+                same_index = torch.zeros(0, dtype=torch.int64)
                 if same:
                     # flat position of (p, u + mu, q) in products of shape (p, width, q)
                     p, q = first[unique], second[unique]
                     mu = torch.arange(2 * lam + 1)[:, None]
                     same_index = ((p * width + u + mu) * count + q).reshape(-1)
-                runs.append(_Run(lam, start[lam], u, same_index, len(l2s) - same))
+                self._run_lambda.append(lam)
+                self._run_start.append(start[lam])
+                self._run_u.append(u)
+                self._run_same.append(same_index)
+                self._run_rest.append(len(l2s) - same)
                 for l2 in l2s:
                     block = coefficients[(l1, l2, lam)].permute(0, 2, 1)  # (m_1, mu, m_2)
                     rows = slice(row_offset[l2] - lo, row_offset[l2 + 1] - lo)
                     weights[:, u : u + 2 * lam + 1, rows] = block
                     u += 2 * lam + 1
                 start[lam] += (len(unique) if same else 0) + (len(l2s) - same) * count**2
-            weights = weights.reshape(-1, hi - lo).T.contiguous()
-            self._groups.append(_Group(l1, slice(lo, hi), weights, width))
-            self._runs.append(runs)
+            self._group_l1.append(l1)
+            self._group_rows.append((lo, hi))
+            self._group_width.append(width)
+            self._group_weights.append(weights.reshape(-1, hi - lo).T.contiguous())
+            self._group_runs.append(len(self._run_lambda))
         self._sizes = start
         # doubles per atom of the largest intermediate of any group
-        self._scratch = max(count * max(g.weights.shape[1], count * g.width) for g in self._groups)
+        self._scratch = max(
+            count * max(weights.shape[1], count * width)
+            for weights, width in zip(self._group_weights, self._group_width, strict=True)
+        )
 
-        self.properties: dict[int, Labels] = {}
+        self.properties = {}
         for lam in self.o3_lambdas:
             labels = []
             for l1, l2 in coupled_pairs(lam, max_angular):
@@ -175,20 +176,19 @@ class SelfProduct:
                 labels.append(torch.cat([prefix, pairs], dim=1))
             self.properties[lam] = Labels(PROPERTY_NAMES, torch.cat(labels))
 
-    def __call__(
-        self, density: Sequence[torch.Tensor], normalize: bool = False
+    def forward(
+        self, density: list[torch.Tensor], normalize: bool = False
     ) -> dict[int, torch.Tensor]:
         """Blocks (atoms, 2 lambda + 1, properties) from density blocks indexed by l.
 
         With ``normalize``, every atom's features are divided by the norm of its
         o3_lambda = 0 features (which must be among the selected o3_lambda).
         """
-        stacked = torch.cat(list(density), dim=1)  # (atoms, sum of 2l + 1, channels)
-        atoms, _, count = stacked.shape
-        out = {
-            lam: torch.empty(atoms, 2 * lam + 1, size, dtype=stacked.dtype)
-            for lam, size in self._sizes.items()
-        }
+        stacked = torch.cat(density, dim=1)  # (atoms, sum of 2l + 1, channels)
+        atoms, count = stacked.shape[0], stacked.shape[2]
+        out: dict[int, torch.Tensor] = {}
+        for lam, size in self._sizes.items():
+            out[lam] = torch.empty(atoms, 2 * lam + 1, size, dtype=stacked.dtype)
         rows_per_chunk = min(self.chunk, atoms)
         scratch = [
             torch.empty(rows_per_chunk * self._scratch, dtype=stacked.dtype) for _ in range(3)
@@ -198,23 +198,24 @@ class SelfProduct:
             n = end - begin
             chunk = stacked[begin:end]
             transposed = chunk.transpose(1, 2).contiguous()  # (atoms, q, rows)
-            for group, runs in zip(self._groups, self._runs, strict=True):
-                m1, columns = 2 * group.l1 + 1, group.weights.shape[1]
+            for group in range(len(self._group_l1)):
+                l1, width = self._group_l1[group], self._group_width[group]
+                lo, hi = self._group_rows[group]
+                weights = self._group_weights[group]
+                m1, columns = 2 * l1 + 1, weights.shape[1]
                 # one product (atoms * q, rows) @ (rows, m_1 * u), turned into
                 # (atoms, m_1, u * q); contracting m_1 with the l_1 density gives
                 # (atoms, p, u * q)
                 half_t = scratch[0][: n * count * columns].view(n * count, columns)
-                torch.mm(
-                    transposed[:, :, group.rows].reshape(n * count, -1), group.weights, out=half_t
-                )
+                torch.mm(transposed[:, :, lo:hi].reshape(n * count, -1), weights, out=half_t)
                 half = scratch[1][: n * count * columns].view(n, columns, count)
                 half.copy_(half_t.view(n, count, columns).transpose(1, 2))
-                first = chunk[:, group.l1 * group.l1 : group.l1 * group.l1 + m1]
-                products = scratch[2][: n * count * count * group.width].view(n, count, -1)
+                first = chunk[:, l1 * l1 : l1 * l1 + m1]
+                products = scratch[2][: n * count * count * width].view(n, count, -1)
                 torch.bmm(first.transpose(1, 2), half.view(n, m1, -1), out=products)
-                for run in runs:
-                    target = out[run.o3_lambda][begin:end]
-                    self._copy_run(products, run, group.width, target, scratch[0])
+                for run in range(self._group_runs[group], self._group_runs[group + 1]):
+                    target = out[self._run_lambda[run]][begin:end]
+                    self._copy_run(products, run, width, target, scratch[0])
             if normalize:
                 norm = torch.linalg.vector_norm(out[0][begin:end], dim=(1, 2)).clamp_min(1e-12)
                 for block in out.values():
@@ -224,7 +225,7 @@ class SelfProduct:
     def _copy_run(
         self,
         products: torch.Tensor,
-        run: _Run,
+        run: int,
         width: int,
         out: torch.Tensor,
         scratch: torch.Tensor,
@@ -232,17 +233,20 @@ class SelfProduct:
         """Move the pieces of ``run`` from ``products`` (atoms, p, u * q) into ``out``
         (``scratch`` holds the gathered unique pairs on the way)."""
         atoms, count = products.shape[0], self._channels
-        mu = 2 * run.o3_lambda + 1
-        start = run.start
-        if run.same_index is not None:
-            unique = run.same_index.numel() // mu
+        mu = 2 * self._run_lambda[run] + 1
+        start = self._run_start[run]
+        same_index = self._run_same[run]
+        rest = self._run_rest[run]
+        u = self._run_u[run]
+        if same_index.numel() > 0:
+            unique = same_index.numel() // mu
             gathered = scratch[: atoms * mu * unique].view(atoms, -1)
-            torch.index_select(products.reshape(atoms, -1), 1, run.same_index, out=gathered)
+            torch.index_select(products.reshape(atoms, -1), 1, same_index, out=gathered)
             out[:, :, start : start + unique].copy_(gathered.reshape(atoms, mu, unique))
             start += unique
-        if run.rest:
-            u = run.u + (mu if run.same_index is not None else 0)
-            source = products.view(atoms, count, width, count)[:, :, u : u + run.rest * mu]
-            source = source.view(atoms, count, run.rest, mu, count).permute(0, 3, 2, 1, 4)
-            target = out[:, :, start : start + run.rest * count * count]
-            target.view(atoms, mu, run.rest, count, count).copy_(source)
+            u += mu
+        if rest > 0:
+            source = products.view(atoms, count, width, count)[:, :, u : u + rest * mu]
+            source = source.view(atoms, count, rest, mu, count).permute(0, 3, 2, 1, 4)
+            target = out[:, :, start : start + rest * count * count]
+            target.view(atoms, mu, rest, count, count).copy_(source)

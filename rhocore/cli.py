@@ -270,6 +270,28 @@ def predict(
 
 
 @cli.command()
+@click.argument("source", metavar="RUN_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("exported.pt"),
+    show_default=True,
+    help="The exported file (not the run directory's own model.pt).",
+)
+def export(source: Path, output: Path) -> None:
+    """Export a trained model as one metatomic/TorchScript file that runs without rhocore.
+
+    RUN_OR_CHECKPOINT is a run directory, its model.pt or its checkpoint.ckpt. The file
+    computes lambda-SOAP and the model from structures and returns the RI coefficients as
+    output rhocore::<target>; it loads with torch, metatensor-torch and featomic-torch.
+    """
+    from rhocore.workflows.export import export_model
+
+    click.echo(export_model(source, output).table())
+
+
+@cli.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.argument("structure")
 @click.option(

@@ -14,15 +14,13 @@ from collections.abc import Iterator, Sequence
 
 import ase
 import numpy as np
-import torch
-from featomic.torch import SphericalExpansion, systems_to_torch
-from metatensor.torch import Labels, TensorBlock, TensorMap
+from featomic.torch import systems_to_torch
+from metatensor.torch import TensorMap
 from pydantic import Field
 
 from rhocore.backend import PluginOptions
 from rhocore.basis import BasisLayout
-from rhocore.clebsch_gordan import SelfProduct, real_cg_coefficients
-from rhocore.tensormaps import SAMPLE_NAMES, key_labels, mu_labels
+from rhocore.lambda_soap import Expanded, LambdaSoapModule
 
 #: Atoms per species in a piece of :meth:`LambdaSoap.compute_chunks`: with the water
 #: benchmark's descriptor (0.55 MB per O atom) the blocks of a piece stay below 32 MB, the
@@ -93,36 +91,25 @@ class LambdaSoap:
         wanted = {(l, z) for l, z in layout.keys() if z in self.species}
         wanted |= {(0, z) for z in self.species}
         self.keys: list[tuple[int, int]] = sorted(wanted, key=lambda key: (key[1], key[0]))
-        self._expansion = SphericalExpansion(
-            cutoff={
-                "radius": options.cutoff,
-                "smoothing": {"type": "ShiftedCosine", "width": options.cutoff_smoothing},
+        self.module = LambdaSoapModule(
+            {
+                "cutoff": {
+                    "radius": options.cutoff,
+                    "smoothing": {"type": "ShiftedCosine", "width": options.cutoff_smoothing},
+                },
+                "density": {"type": "Gaussian", "width": options.density_width},
+                "basis": {
+                    "type": "TensorProduct",
+                    "max_angular": self.max_angular,
+                    "radial": {"type": "Gto", "max_radial": options.max_radial},
+                },
             },
-            density={"type": "Gaussian", "width": options.density_width},
-            basis={
-                "type": "TensorProduct",
-                "max_angular": self.max_angular,
-                "radial": {"type": "Gto", "max_radial": options.max_radial},
-            },
+            self.species,
+            self.keys,
+            options.normalize,
         )
-        self._neighbor_types = Labels(
-            ["neighbor_type"], torch.tensor([[z] for z in self.species], dtype=torch.int32)
-        )
-        self._selected_keys = key_labels(self.keys)
-        coefficients = real_cg_coefficients(self.max_angular)
-        self._products = {
-            z: SelfProduct(
-                [l for l, center in self.keys if center == z],
-                self.max_angular,
-                options.max_radial,
-                self.species,
-                coefficients,
-            )
-            for z in self.species
-        }
-        self._properties: dict[int, Labels] = {}
-        for product in self._products.values():
-            self._properties.update(product.properties)
+        self._expansion = self.module.expansion
+        self._properties = {l: self.module.properties(l) for l, _ in self.keys}
 
     def feature_sizes(self) -> dict[tuple[int, int], int]:
         """Number of feature properties of every (l, Z) key."""
@@ -150,7 +137,7 @@ class LambdaSoap:
         for start in range(0, max(largest, 1), atoms):
             yield self._couple(expanded, slice(start, start + atoms))
 
-    def _expand(self, frames: Sequence[ase.Atoms]) -> dict[int, tuple[list[torch.Tensor], Labels]]:
+    def _expand(self, frames: Sequence[ase.Atoms]) -> Expanded:
         """Density blocks l = 0..max_angular and samples of every species present."""
         frames = list(frames)
         unknown = sorted({int(z) for atoms in frames for z in atoms.numbers} - set(self.species))
@@ -160,67 +147,13 @@ class LambdaSoap:
                 f"for (species {self.species}); retrain with them in the training set"
             )
         systems = [periodic_in_all_directions(atoms, self.options.cutoff) for atoms in frames]
-        density = self._expansion.compute(systems_to_torch(systems)).keys_to_properties(
-            self._neighbor_types
-        )
-        expanded = {}
-        for z in self.species:
-            channels = self._density_of(density, z)
-            if channels is not None:
-                expanded[z] = channels
-        return expanded
+        return self.module.expand(systems_to_torch(systems), None)
 
-    def _couple(
-        self, expanded: dict[int, tuple[list[torch.Tensor], Labels]], rows: slice
-    ) -> TensorMap:
+    def _couple(self, expanded: Expanded, rows: slice) -> TensorMap:
         """Features of the atoms ``rows`` (of every species) of expanded densities."""
-        blocks: dict[tuple[int, int], tuple[torch.Tensor, Labels]] = {}
-        for z, product in self._products.items():
-            values, samples = expanded.get(z, ([], None))
-            if samples is not None and rows != slice(None):
-                values = [block[rows] for block in values]
-                samples = Labels(SAMPLE_NAMES, samples.values[rows])
-            if samples is None or len(samples) == 0:
-                for l in product.o3_lambdas:
-                    blocks[(l, z)] = self._empty_block(l)
-                continue
-            features = product(values, normalize=self.options.normalize)
-            for l, block in features.items():
-                blocks[(l, z)] = (block, samples)
-        return TensorMap(
-            self._selected_keys,
-            [
-                TensorBlock(
-                    values=blocks[(l, z)][0],
-                    samples=blocks[(l, z)][1],
-                    components=[mu_labels(l)],
-                    properties=self._properties[l],
-                )
-                for l, z in self.keys
-            ],
-        )
-
-    def _density_of(self, density: TensorMap, z: int) -> tuple[list[torch.Tensor], Labels] | None:
-        """Expansion blocks l = 0..max_angular of centre type ``z``, None if no such atom."""
-        values = []
-        samples = None
-        for l in range(self.max_angular + 1):
-            position = density.keys.position(key_labels([(l, z)])[0])
-            if position is None:
-                return None
-            block = density.block(position)
-            if samples is None:
-                samples = block.samples
-            elif block.samples != samples:
-                raise RuntimeError(
-                    f"spherical expansion samples of o3_lambda={l} and 0 differ for Z={z}"
-                )
-            values.append(block.values.to(torch.float64))
-        return values, samples
-
-    def _empty_block(self, l: int) -> tuple[torch.Tensor, Labels]:
-        values = torch.zeros((0, 2 * l + 1, len(self._properties[l])), dtype=torch.float64)
-        return values, Labels(SAMPLE_NAMES, torch.zeros((0, 2), dtype=torch.int32))
+        if rows == slice(None):
+            return self.module.couple(expanded, 0, -1)
+        return self.module.couple(expanded, rows.start, rows.stop)
 
 
 def periodic_in_all_directions(atoms: ase.Atoms, cutoff: float) -> ase.Atoms:

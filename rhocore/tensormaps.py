@@ -163,15 +163,15 @@ def stack_structures(tensors: Sequence[TensorMap]) -> TensorMap:
     return TensorMap(keys, blocks)
 
 
-def join_samples(tensors: Sequence[TensorMap]) -> TensorMap:
+def join_samples(tensors: list[TensorMap]) -> TensorMap:
     """One TensorMap with the samples of all ``tensors`` (same keys in the same order).
 
     For the outputs of the pieces of :meth:`rhocore.descriptors.LambdaSoap.compute_chunks`,
-    whose samples are disjoint.
+    whose samples are disjoint. TorchScript-able (exported models call it).
     """
     if len(tensors) == 1:
         return tensors[0]
-    blocks = []
+    blocks: list[TensorBlock] = []
     for position in range(len(tensors[0].keys)):
         parts = [tensor.block(position) for tensor in tensors]
         blocks.append(
