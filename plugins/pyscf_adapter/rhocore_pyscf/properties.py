@@ -186,7 +186,8 @@ def xc_energy_and_potential(
     """
     kind = functional_kind(xc)
     density = fitted_density_on_grid(auxmol, coefficients, grids, kind)
-    exc, (vrho, vsigma, *_), *_ = dft.libxc.eval_xc(xc, density.rho, spin=0, deriv=1)
+    exc, vxc = dft.libxc.eval_xc(xc, density.rho, spin=0, deriv=1)[:2]
+    vrho, vsigma = vxc[0], (vxc[1] if kind == "GGA" else None)
     rho = density.rho[0] if kind == "GGA" else density.rho
     energy = float(density.weights @ (rho * exc))
     nao = mol.nao_nr()
