@@ -26,7 +26,7 @@ BACKEND = {"basis": "sto-3g", "grid_level": 2, "constrain_charge": True}
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("guess")
-    ase.io.write(root / "waters.xyz", distorted_waters(12, seed=8))
+    ase.io.write(root / "waters.xyz", distorted_waters(10, seed=8))
     config = {
         "structures": {"file": "waters.xyz"},
         "backend": {"name": "pyscf", "options": BACKEND},
