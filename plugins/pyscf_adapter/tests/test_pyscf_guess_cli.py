@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 from pyscf import dft, gto
 from pyscf.scf import chkfile
+from rhocore_pyscf import initial_guess
+from rhocore_pyscf.model_guess import GuessModelError
 
 from rhocore.cli import cli
 from rhocore.modelfile import load_model_file
 from rhocore.structures import distorted_waters
 from rhocore.testing.workflows import generate_and_train
-from rhocore_pyscf import initial_guess
-from rhocore_pyscf.model_guess import GuessModelError
 
 BACKEND = {"basis": "sto-3g", "grid_level": 2, "constrain_charge": True}
 

@@ -7,7 +7,6 @@ import pytest
 from pyscf import dft, gto
 from pyscf.df import addons
 from pyscf.gto.ft_ao import ft_ao
-
 from rhocore_pyscf import guess, properties, rifit
 
 
