@@ -48,9 +48,7 @@ def test_basis_moments_match_the_fourier_transform_and_its_slope(water_scf):
 def test_fitted_electron_count_dipole_and_hartree_energy_match_pyscf(water_scf):
     solver, auxmol, coefficients = water_scf
     mol, density_matrix = solver.mol, solver.make_rdm1()
-    assert properties.electron_count(auxmol, coefficients) == pytest.approx(
-        mol.nelectron, rel=1e-4
-    )
+    assert properties.electron_count(auxmol, coefficients) == pytest.approx(mol.nelectron, rel=1e-4)
     # the Coulomb fit error of the dipole is ~1e-3 e bohr; mf.dip_moment is PySCF's own
     np.testing.assert_allclose(
         properties.dipole_moment(auxmol, coefficients),
@@ -94,9 +92,7 @@ def test_xc_energy_and_potential_of_an_exactly_fitted_density_equal_pyscf():
     grids = properties.dft_grids(mol, 4)
     for xc in ("lda,vwn", "pbe"):
         reference = dft.numint.NumInt().nr_rks(mol, grids, xc, density_matrix)
-        energy, potential = properties.xc_energy_and_potential(
-            mol, auxmol, coefficients, grids, xc
-        )
+        energy, potential = properties.xc_energy_and_potential(mol, auxmol, coefficients, grids, xc)
         assert energy == pytest.approx(reference[1], rel=1e-9)
         np.testing.assert_allclose(potential, reference[2], rtol=1e-8)
         assert properties.xc_energy(auxmol, coefficients, grids, xc) == pytest.approx(energy)
