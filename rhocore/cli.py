@@ -26,6 +26,7 @@ class UserFacingGroup(click.Group):
         from rhocore.backend import BackendSetupError
         from rhocore.config import ConfigError
         from rhocore.executor import ExecutorError
+        from rhocore.properties import PropertiesNotAvailableError
 
         try:
             return super().invoke(ctx)
@@ -34,6 +35,7 @@ class UserFacingGroup(click.Group):
             ConfigError,
             ExecutorError,
             PluginError,
+            PropertiesNotAvailableError,
             FileNotFoundError,
             ValueError,
         ) as error:
