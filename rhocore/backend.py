@@ -11,6 +11,7 @@ Only evaluation of fields on points needs the backend again; training never does
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -20,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from rhocore.basis import BasisLayout
+from rhocore.properties import PropertiesNotAvailableError
 
 #: Metric of an RI fit: the L2 norm of the fit error, its Coulomb energy, or its L2 norm
 #: relative to the local field (error^2 / (|field| + floor); vacuum tails count).
@@ -213,3 +215,53 @@ class QCBackend(ABC):
     @abstractmethod
     def integration_grid(self, atoms: ase.Atoms) -> IntegrationGrid:
         """A DFT integration grid for ``atoms`` on which metrics are computed."""
+
+    # --- optional: derived quantities and SCF guesses of a total density ---------------
+
+    def properties(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Derived quantities (:data:`rhocore.properties.PROPERTIES`) of the RI density
+        with canonical ``coefficients``, in the units listed there.
+
+        Optional: backends that cannot compute them keep this default, which raises
+        :class:`~rhocore.properties.PropertiesNotAvailableError`.
+        """
+        raise PropertiesNotAvailableError(
+            f"backend '{self.name}' cannot compute derived quantities ({', '.join(names)}) "
+            "of its RI densities"
+        )
+
+    def exact_properties(
+        self, atoms: ase.Atoms, field_state: dict[str, np.ndarray], names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """The same quantities of the exact (un-fitted) density of ``field_state``: the
+        DFT reference of :meth:`properties`. Optional, as that one."""
+        raise PropertiesNotAvailableError(
+            f"backend '{self.name}' cannot compute derived quantities ({', '.join(names)}) "
+            "of its Kohn-Sham densities"
+        )
+
+    def electrostatic_potential(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, points: np.ndarray
+    ) -> np.ndarray:
+        """Potential of the nuclei and the RI density on ``points`` (angstrom), hartree/e.
+
+        Optional: the default raises
+        :class:`~rhocore.properties.PropertiesNotAvailableError`.
+        """
+        raise PropertiesNotAvailableError(
+            f"backend '{self.name}' cannot compute the electrostatic potential of its RI densities"
+        )
+
+    def write_scf_guess(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, directory: Path, stem: str
+    ) -> list[Path]:
+        """Write files that start this code's SCF of ``atoms`` from the RI density with
+        canonical ``coefficients`` into ``directory`` (names starting with ``stem``);
+        returns their paths. Optional: the default raises
+        :class:`~rhocore.properties.PropertiesNotAvailableError`.
+        """
+        raise PropertiesNotAvailableError(
+            f"backend '{self.name}' cannot start its SCF from a predicted density"
+        )

@@ -26,6 +26,7 @@ class UserFacingGroup(click.Group):
         from rhocore.backend import BackendSetupError
         from rhocore.config import ConfigError
         from rhocore.executor import ExecutorError
+        from rhocore.properties import PropertiesNotAvailableError
 
         try:
             return super().invoke(ctx)
@@ -34,6 +35,7 @@ class UserFacingGroup(click.Group):
             ConfigError,
             ExecutorError,
             PluginError,
+            PropertiesNotAvailableError,
             FileNotFoundError,
             ValueError,
         ) as error:
@@ -221,8 +223,20 @@ def train(config: Path, dataset: Path, run_dir: Path) -> None:
     help="'test': only the structures the model held out in training.",
 )
 @click.option("--no-grid", is_flag=True, help="Skip the grid metrics (metric error only).")
+@click.option(
+    "--properties",
+    default=None,
+    help="Derived quantities compared with DFT, comma-separated: electron_count, "
+    "dipole, hartree_energy, electrostatic_energy, xc_energy, or 'all'.",
+)
 def evaluate(
-    model: Path, dataset: Path, json_path: Path, plot: Path | None, subset: str, no_grid: bool
+    model: Path,
+    dataset: Path,
+    json_path: Path,
+    plot: Path | None,
+    subset: str,
+    no_grid: bool,
+    properties: str | None,
 ) -> None:
     """Compare MODEL's predictions with the references in DATASET."""
     from rhocore.modelfile import load_model_file
@@ -231,7 +245,7 @@ def evaluate(
 
     model_file = load_model_file(model)
     indices = model_file.test_indices if subset == "test" else None
-    report = run(model_file, dataset, indices=indices, grid=not no_grid)
+    report = run(model_file, dataset, indices=indices, grid=not no_grid, properties=properties)
     write_report(report, json_path, plot or json_path.with_suffix(".png"))
     click.echo(report.table())
 
@@ -259,14 +273,53 @@ def evaluate(
     show_default=True,
     help="Cube grid spacing in angstrom.",
 )
+@click.option(
+    "--properties",
+    default=None,
+    help="Derived quantities of a total-density model, comma-separated: electron_count, "
+    "dipole, hartree_energy, electrostatic_energy, xc_energy, or 'all'. "
+    "Stored in OUTPUT and OUTPUT.properties.json.",
+)
+@click.option(
+    "--esp",
+    is_flag=True,
+    help="Also write the electrostatic potential (hartree/e) as structure_<i>_esp.cube.",
+)
+@click.option(
+    "--pyscf-guess",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for PySCF SCF guesses of a pyscf density model: structure_<i>_dm.npy "
+    "(mf.kernel(dm0=numpy.load(...))) and structure_<i>.chk (mf.from_chk(...)).",
+)
 def predict(
-    model: Path, structures: Path, output: Path, cube_dir: Path | None, cube_spacing: float
+    model: Path,
+    structures: Path,
+    output: Path,
+    cube_dir: Path | None,
+    cube_spacing: float,
+    properties: str | None,
+    esp: bool,
+    pyscf_guess: Path | None,
 ) -> None:
     """Predict RI coefficients of every structure in STRUCTURES."""
     from rhocore.workflows.predict import predict as run
 
-    coefficients = run(model, structures, output, cube_dir=cube_dir, cube_spacing=cube_spacing)
+    coefficients = run(
+        model,
+        structures,
+        output,
+        cube_dir=cube_dir,
+        cube_spacing=cube_spacing,
+        properties=properties,
+        esp=esp,
+        pyscf_guess=pyscf_guess,
+    )
     click.echo(f"predicted {len(coefficients)} structures -> {output}")
+    if properties:
+        click.echo(f"derived quantities -> {output}.properties.json")
+    if pyscf_guess is not None:
+        click.echo(f"PySCF guesses -> {pyscf_guess}/structure_<i>_dm.npy, structure_<i>.chk")
 
 
 @cli.command()

@@ -46,6 +46,9 @@ class StructureMetrics:
     predicted_integral: float | None = None
     reference_integral: float | None = None
     electron_count_error_percent: float | None = None
+    #: errors of derived quantities (rhocore.properties.property_errors) vs DFT, with
+    #: ``ri_floor_`` and ``vs_ri_`` variants: the RI reference vs DFT, prediction vs RI
+    properties: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready values."""
@@ -99,10 +102,17 @@ def write_cube(
     backend: QCBackend,
     coefficients: np.ndarray,
     spacing: float = 0.2,
+    *,
+    potential: bool = False,
 ) -> None:
-    """Write the fitted field of ``coefficients`` to a Gaussian cube file (values in a.u.)."""
+    """Write the fitted field of ``coefficients`` to a Gaussian cube file (values in a.u.).
+
+    With ``potential`` the values are the electrostatic potential of the nuclei and the
+    fitted density instead (hartree/e; infinite on a nucleus that falls on a grid point).
+    """
     origin, axes, shape, points = cube_grid(atoms, spacing)
-    values = backend.evaluate_fitted(atoms, coefficients, points).reshape(shape)
+    evaluate = backend.electrostatic_potential if potential else backend.evaluate_fitted
+    values = evaluate(atoms, coefficients, points).reshape(shape)
     framed = atoms.copy()
     framed.cell = axes * np.array(shape)[:, None]
     with open(path, "w") as handle:

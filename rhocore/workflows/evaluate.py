@@ -3,7 +3,9 @@
 The metric error needs only the dataset. The grid metrics (NMAE vs the RI reference and
 vs the exact field, the RI floor) need the backend that made the data, to evaluate basis
 functions; when it is not installed or cannot evaluate this basis, they are reported as
-unavailable with the reason.
+unavailable with the reason. Derived quantities of a total density (electron count,
+dipole, Hartree, electrostatic and XC energies) are compared, on request, with the same
+quantities of the exact Kohn-Sham density, through the same backend.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from rhocore.dataset import Dataset
 from rhocore.fields import StructureMetrics, grid_metrics, metric_error_percent
 from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
 from rhocore.plugins import PluginError, Registry, get_registry
+from rhocore.properties import parse_property_names, property_errors
+from rhocore.workflows.derived import density_backend
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,19 @@ class EvaluationReport:
             out[key] = float(np.mean(values)) if values else None
         return out
 
+    def property_means(self) -> dict[str, float]:
+        """Mean of each derived-quantity error over the structures that have it."""
+        collected: dict[str, list[float]] = {}
+        for structure in self.structures:
+            for key, value in (structure.properties or {}).items():
+                collected.setdefault(key, []).append(value)
+        return {key: float(np.mean(values)) for key, values in collected.items()}
+
     def as_dict(self) -> dict[str, object]:
         """The JSON document written by ``rhocore evaluate --json``."""
         return {
             **self.means(),
+            "properties": self.property_means() or None,
             "n_structures": len(self.structures),
             "grid_metrics_unavailable": self.grid_metrics_unavailable,
             "structures": [s.as_dict() for s in self.structures],
@@ -63,9 +76,11 @@ class EvaluationReport:
     def table(self) -> str:
         """Means as an aligned text table for the terminal."""
         rows = [(key, value) for key, value in self.means().items() if value is not None]
-        width = max(len(key) for key, _ in rows)
+        width = max(len(key) for key in [*dict(rows), *self.property_means()])
         lines = [f"held-out metrics over {len(self.structures)} structures"]
         for key, value in rows:
+            lines.append(f"  {key:<{width}}  {value:.4f}")
+        for key, value in self.property_means().items():
             lines.append(f"  {key:<{width}}  {value:.4f}")
         if self.grid_metrics_unavailable:
             lines.append(f"  grid metrics unavailable: {self.grid_metrics_unavailable}")
@@ -94,8 +109,13 @@ def evaluate(
     grid: bool = True,
     progress: bool = True,
     registry: Registry | None = None,
+    properties: str | list[str] | None = None,
 ) -> EvaluationReport:
-    """Predict every structure of ``indices`` (default: all done) and compare."""
+    """Predict every structure of ``indices`` (default: all done) and compare.
+
+    ``properties`` (names of :data:`rhocore.properties.PROPERTIES` or 'all') adds their
+    errors vs the exact density (and those of the RI reference, the floor).
+    """
     model_file = model if isinstance(model, ModelFile) else load_model_file(Path(model))
     dataset = Dataset(Path(dataset_path))
     indices = dataset.indices() if indices is None else indices
@@ -104,6 +124,10 @@ def evaluate(
         backend_for_dataset(dataset, registry) if grid else (None, "not requested")
     )
     is_density = _is_total_density(dataset.metadata.target_name, registry)
+    names = parse_property_names(properties) if properties else []
+    property_backend = (
+        density_backend(dataset.metadata, "derived quantities", registry) if names else None
+    )
     report = EvaluationReport(structures=[], grid_metrics_unavailable=unavailable)
     for index in tqdm(indices, desc="evaluate", unit="structure", disable=not progress):
         entry = dataset.entry(index)
@@ -126,10 +150,36 @@ def evaluate(
             values = grid_metrics(backend, entry.atoms, predicted, reference, entry.fit.field_state)
             for key, value in values.items():
                 setattr(metrics, key, value)
+        if property_backend is not None:
+            metrics.properties = derived_errors(
+                property_backend, entry.atoms, predicted, reference, entry.fit.field_state, names
+            )
         report.structures.append(metrics)
         angular = model_file.layout.function_table(entry.atoms.numbers)[:, 2]
         report.parity.append((reference, predicted, angular))
     return report
+
+
+def derived_errors(
+    backend: QCBackend,
+    atoms,
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    field_state: dict[str, np.ndarray],
+    names: list[str],
+) -> dict[str, float]:
+    """Errors of the predicted density's quantities vs DFT, plus the RI floor
+    (``ri_floor_``: RI reference vs DFT) and ``vs_ri_`` (prediction vs RI reference)."""
+    n_atoms = len(atoms)
+    exact = backend.exact_properties(atoms, field_state, names)
+    from_prediction = backend.properties(atoms, predicted, names)
+    from_reference = backend.properties(atoms, reference, names)
+    errors = property_errors(from_prediction, exact, n_atoms)
+    for key, value in property_errors(from_reference, exact, n_atoms).items():
+        errors[f"ri_floor_{key}"] = value
+    for key, value in property_errors(from_prediction, from_reference, n_atoms).items():
+        errors[f"vs_ri_{key}"] = value
+    return errors
 
 
 def _is_total_density(target_name: str, registry: Registry) -> bool:

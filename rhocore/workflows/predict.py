@@ -4,10 +4,16 @@ The output uses the dataset's group layout (``/structures/<index>`` with numbers
 positions, cell, pbc, coefficients) and the dataset's metadata attributes, with
 ``format = "rhocore-predictions"`` since it holds no references; cube files of the
 predicted fields are written on request, through the backend that made the training data.
+
+For a total-density model the same backend also gives derived quantities
+(:mod:`rhocore.properties`: stored per structure under ``properties/<name>`` and in a JSON
+file next to the output), the electrostatic potential as cube files, and files that
+start its SCF from the predicted density (``--pyscf-guess``).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import ase
@@ -19,7 +25,9 @@ import rhocore
 from rhocore.fields import write_cube
 from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
 from rhocore.plugins import get_registry
+from rhocore.properties import PROPERTIES, as_json, parse_property_names
 from rhocore.structure_files import read_structure_file
+from rhocore.workflows.derived import density_backend
 
 PREDICTIONS_FORMAT = "rhocore-predictions"
 
@@ -30,9 +38,13 @@ def read_structures(path: Path, index: str = ":") -> list[ase.Atoms]:
 
 
 def write_predictions(
-    path: Path, frames: list[ase.Atoms], coefficients: list[np.ndarray], model: ModelFile
+    path: Path,
+    frames: list[ase.Atoms],
+    coefficients: list[np.ndarray],
+    model: ModelFile,
+    properties: list[dict[str, np.ndarray]] | None = None,
 ) -> None:
-    """Store predicted coefficients in the dataset layout."""
+    """Store predicted coefficients (and derived quantities) in the dataset layout."""
     with h5py.File(path, "w") as handle:
         handle.attrs["format"] = PREDICTIONS_FORMAT
         handle.attrs["format_version"] = 1
@@ -46,6 +58,9 @@ def write_predictions(
             group["pbc"] = atoms.pbc
             group["coefficients"] = vector
             group.attrs["status"] = "done"
+            for name, value in (properties[index] if properties else {}).items():
+                group[f"properties/{name}"] = value
+                group[f"properties/{name}"].attrs["unit"] = PROPERTIES[name].unit
 
 
 def predict(
@@ -55,19 +70,39 @@ def predict(
     *,
     cube_dir: Path | None = None,
     cube_spacing: float = 0.2,
+    properties: str | list[str] | None = None,
+    esp: bool = False,
+    pyscf_guess: Path | None = None,
     progress: bool = True,
 ) -> list[np.ndarray]:
-    """Predict coefficients for every structure in ``structures`` and write them."""
+    """Predict coefficients for every structure in ``structures`` and write them.
+
+    ``properties`` (names or 'all') are stored with the coefficients and in
+    ``<output>.properties.json``; ``esp`` writes ``structure_<i>_esp.cube`` into
+    ``cube_dir``; ``pyscf_guess`` is a folder for the backend's SCF-guess files.
+    """
     model = load_model_file(model_path)
-    backend_cls = None
-    if cube_dir is not None:
-        name = model.dataset_metadata.backend_name
-        backend_cls = get_registry().get("backend", name)
+    names = parse_property_names(properties) if properties else []
+    if esp and cube_dir is None:
+        raise ValueError("the electrostatic potential is written as cube files: give --cube-dir")
+    metadata = model.dataset_metadata
+    backend = None
+    if names or esp or pyscf_guess is not None:
+        what = "derived quantities" if names or esp else "SCF guesses"
+        backend = density_backend(metadata, what)
+    if pyscf_guess is not None and metadata.backend_name != "pyscf":
+        raise ValueError(
+            f"--pyscf-guess needs a model trained on 'pyscf' data; this one was trained on "
+            f"'{metadata.backend_name}' data"
+        )
+    if cube_dir is not None and backend is None:
+        backend_cls = get_registry().get("backend", metadata.backend_name)
         if not backend_cls.evaluates_fields:
             raise ValueError(
-                f"cube files need the fields on points, and backend '{name}' that made the "
-                "training data cannot evaluate them; predict without --cube-dir"
+                f"cube files need the fields on points, and backend '{metadata.backend_name}' "
+                "that made the training data cannot evaluate them; predict without --cube-dir"
             )
+        backend = backend_cls(metadata.backend_options)
     frames = read_structures(structures)
     coefficients = [
         checked_prediction(model, atoms, f"frame {index} of '{structures}'")
@@ -75,11 +110,37 @@ def predict(
             tqdm(frames, desc="predict", unit="structure", disable=not progress)
         )
     ]
-    write_predictions(output, frames, coefficients, model)
+    derived = (
+        [
+            backend.properties(atoms, vector, names)
+            for atoms, vector in zip(frames, coefficients, strict=True)
+        ]
+        if names and backend is not None
+        else None
+    )
+    write_predictions(output, frames, coefficients, model, derived)
+    if derived is not None:
+        document = {
+            "units": {name: PROPERTIES[name].unit for name in names},
+            "structures": [as_json(values) for values in derived],
+        }
+        Path(f"{output}.properties.json").write_text(json.dumps(document, indent=1))
     if cube_dir is not None:
-        assert backend_cls is not None
-        backend = backend_cls(model.dataset_metadata.backend_options)
+        assert backend is not None
         cube_dir.mkdir(parents=True, exist_ok=True)
         for index, (atoms, vector) in enumerate(zip(frames, coefficients, strict=True)):
             write_cube(cube_dir / f"structure_{index}.cube", atoms, backend, vector, cube_spacing)
+            if esp:
+                write_cube(
+                    cube_dir / f"structure_{index}_esp.cube",
+                    atoms,
+                    backend,
+                    vector,
+                    cube_spacing,
+                    potential=True,
+                )
+    if pyscf_guess is not None:
+        assert backend is not None
+        for index, (atoms, vector) in enumerate(zip(frames, coefficients, strict=True)):
+            backend.write_scf_guess(atoms, vector, Path(pyscf_guess), f"structure_{index}")
     return coefficients

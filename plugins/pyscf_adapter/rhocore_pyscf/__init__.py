@@ -1,6 +1,27 @@
 """rhocore QC backend on PySCF: Kohn-Sham SCF of molecules and cells, RI fits of their fields."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from rhocore_pyscf.backend import PySCFBackend
 from rhocore_pyscf.options import PySCFOptions
 
-__all__ = ["PySCFBackend", "PySCFOptions"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+    from pyscf import gto
+
+    from rhocore.modelfile import ModelFile
+
+
+def initial_guess(mol: gto.Mole, model: ModelFile | str | Path, **options: object) -> np.ndarray:
+    """SCF density matrix of ``mol`` from a trained density model: see
+    :func:`rhocore_pyscf.model_guess.initial_guess` (loads torch only when called)."""
+    from rhocore_pyscf.model_guess import initial_guess as guess
+
+    return guess(mol, model, **options)
+
+
+__all__ = ["PySCFBackend", "PySCFOptions", "initial_guess"]

@@ -9,16 +9,20 @@ AO order and rhocore's canonical coefficient order at its edge. Periodic structu
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import ase
 import numpy as np
 import pyscf
 from pyscf import gto
+from pyscf.lib.parameters import BOHR
 
 from rhocore.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
 from rhocore.basis import BasisLayout
-from rhocore_pyscf import grids, periodic, scf
+from rhocore.properties import PropertiesNotAvailableError
+from rhocore_pyscf import derived, grids, periodic, properties, scf
 from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.molecular_fit import fit_orbital_density
 from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol, build_mol
@@ -140,6 +144,62 @@ class PySCFBackend(QCBackend):
         return grids.integration_grid(
             build_mol(atoms, self.options, for_scf=False), self.options.grid_level
         )
+
+    def properties(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Derived quantities of the RI density (e, Debye, eV), analytic but for E_xc."""
+        self._molecules_only(atoms, "derived quantities")
+        mol = build_mol(atoms, self.options, for_scf=False)
+        auxmol = build_auxmol(mol, self.options, atoms.get_chemical_formula())
+        pyscf_order = aux_ao_map(auxmol).from_canonical(np.asarray(coefficients, dtype=float))
+        return derived.fitted_properties(mol, auxmol, pyscf_order, names, self.options)
+
+    def exact_properties(
+        self, atoms: ase.Atoms, field_state: dict[str, np.ndarray], names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """The same quantities of the stored Kohn-Sham density matrix."""
+        self._molecules_only(atoms, "derived quantities")
+        mol = build_mol(atoms, self.options, for_scf=False)
+        density_matrix = np.asarray(field_state["density_matrix"])
+        return derived.exact_properties(mol, density_matrix, names, self.options)
+
+    def electrostatic_potential(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, points: np.ndarray
+    ) -> np.ndarray:
+        """Potential of nuclei and RI density on ``points`` (angstrom), hartree/e."""
+        self._molecules_only(atoms, "the electrostatic potential")
+        auxmol = self._auxmol(atoms)
+        pyscf_order = aux_ao_map(auxmol).from_canonical(np.asarray(coefficients, dtype=float))
+        coords = np.asarray(points, dtype=float).reshape(-1, 3) / BOHR
+        return properties.electrostatic_potential(auxmol, pyscf_order, coords)
+
+    def write_scf_guess(
+        self, atoms: ase.Atoms, coefficients: np.ndarray, directory: Path, stem: str
+    ) -> list[Path]:
+        """``<stem>_dm.npy`` (density matrix for ``mf.kernel(dm0=...)``) and ``<stem>.chk``
+        (a PySCF chkfile with the molecule and the guess orbitals, for ``mf.from_chk``)."""
+        from pyscf.scf import chkfile
+
+        from rhocore_pyscf.model_guess import guess_orbitals
+
+        self._molecules_only(atoms, "an SCF guess")
+        mol = build_mol(atoms, self.options)
+        guess = guess_orbitals(mol, coefficients, self.options)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        matrix_path, chk_path = directory / f"{stem}_dm.npy", directory / f"{stem}.chk"
+        np.save(matrix_path, guess.density_matrix)
+        chk_path.unlink(missing_ok=True)
+        chkfile.dump_scf(mol, str(chk_path), 0.0, guess.mo_energy, guess.mo_coeff, guess.mo_occ)
+        return [matrix_path, chk_path]
+
+    def _molecules_only(self, atoms: ase.Atoms, what: str) -> None:
+        if periodic.is_periodic(atoms):
+            raise PropertiesNotAvailableError(
+                f"the pyscf backend computes {what} of molecules only; "
+                f"{atoms.get_chemical_formula()} is periodic (pbc={list(atoms.pbc)})"
+            )
 
     def _auxmol(self, atoms: ase.Atoms) -> gto.Mole:
         mol = build_mol(atoms, self.options, for_scf=False)

@@ -1,0 +1,170 @@
+"""A trained density model starts PySCF and gives derived quantities, through the CLI
+and :func:`rhocore_pyscf.initial_guess`; wrong models and options are refused."""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from pyscf import dft, gto
+from pyscf.scf import chkfile
+from rhocore_pyscf import initial_guess
+from rhocore_pyscf.model_guess import GuessModelError
+
+from rhocore.cli import cli
+from rhocore.modelfile import load_model_file
+from rhocore.structures import distorted_waters
+from rhocore.testing.workflows import generate_and_train
+
+BACKEND = {"basis": "sto-3g", "grid_level": 2, "constrain_charge": True}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("guess")
+    ase.io.write(root / "waters.xyz", distorted_waters(10, seed=8))
+    config = {
+        "structures": {"file": "waters.xyz"},
+        "backend": {"name": "pyscf", "options": BACKEND},
+        "target": {"name": "density"},
+        "descriptor": {"cutoff": 3.5, "max_radial": 4, "max_angular": 4},
+        "training": {"optimizer": "ridge"},
+        "split": {"test_fraction": 0.2, "validation_fraction": 0.15},
+    }
+    return generate_and_train(cli, root, config)
+
+
+def held_out_water() -> ase.Atoms:
+    return distorted_waters(1, seed=99)[0]
+
+
+def molecule(atoms: ase.Atoms, basis: str = "sto-3g") -> gto.Mole:
+    return gto.M(
+        atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True)),
+        basis=basis,
+        verbose=0,
+    )
+
+
+def scf(mol: gto.Mole, **kwargs) -> dft.rks.RKS:
+    solver = dft.RKS(mol)
+    solver.xc, solver.conv_tol, solver.grids.level = "pbe", 1e-9, 2
+    solver.kernel(**kwargs)
+    return solver
+
+
+def test_initial_guess_of_a_held_out_water_converges_faster_to_the_same_energy(workdir):
+    mol = molecule(held_out_water())
+    minao = scf(mol)
+    started = scf(mol, dm0=initial_guess(mol, workdir / "run"))
+    assert started.converged
+    assert started.e_tot == pytest.approx(minao.e_tot, abs=1e-6)
+    assert started.cycles < minao.cycles
+
+
+def test_initial_guess_refuses_another_basis_or_functional_unless_told(workdir):
+    mol = molecule(held_out_water(), basis="6-31g")
+    with pytest.raises(GuessModelError, match=r"orbital basis '6-31g' \(model: 'sto-3g'\)"):
+        initial_guess(mol, workdir / "run")
+    with pytest.raises(GuessModelError, match=r"functional 'lda,vwn' \(model: 'pbe'\)"):
+        initial_guess(molecule(held_out_water()), workdir / "run", xc="lda,vwn")
+    matrix = initial_guess(mol, workdir / "run", strict=False)
+    assert np.trace(matrix @ mol.intor("int1e_ovlp")) == pytest.approx(10.0)
+
+
+def test_initial_guess_refuses_unknown_elements_and_other_targets(workdir):
+    ammonia = gto.M(atom="N 0 0 0; H 1 0 0; H 0 1 0; H 0 0 1", basis="sto-3g", verbose=0)
+    with pytest.raises(GuessModelError, match=r"not \[7\]"):
+        initial_guess(ammonia, workdir / "run")
+    model = load_model_file(workdir / "run")
+    model.metadata["dataset"] = {**model.metadata["dataset"], "target_name": "homo"}
+    with pytest.raises(GuessModelError, match="'homo' field.*'density' target"):
+        initial_guess(molecule(held_out_water()), model)
+
+
+def test_predict_writes_properties_esp_and_pyscf_guesses(workdir, tmp_path):
+    ase.io.write(tmp_path / "new.xyz", [held_out_water()])
+    output = tmp_path / "pred.h5"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            str(workdir / "run"),
+            str(tmp_path / "new.xyz"),
+            "-o",
+            str(output),
+            "--properties",
+            "all",
+            "--cube-dir",
+            str(tmp_path / "cubes"),
+            "--cube-spacing",
+            "0.4",
+            "--esp",
+            "--pyscf-guess",
+            str(tmp_path / "guess"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "pred.h5.properties.json").read_text())
+    values = document["structures"][0]
+    assert values["electron_count"] == pytest.approx(10.0, rel=5e-4)
+    assert document["units"]["dipole"] == "D"
+    mol = molecule(held_out_water())
+    minao = scf(mol)
+    # PySCF's own dipole of the converged density, in Debye
+    np.testing.assert_allclose(values["dipole"], minao.dip_moment(verbose=0), atol=0.05)
+    with h5py.File(output) as handle:
+        assert handle["structures/0/properties/xc_energy"].attrs["unit"] == "eV"
+    with open(tmp_path / "cubes" / "structure_0_esp.cube") as handle:
+        esp = ase.io.cube.read_cube(handle)["data"]
+    assert np.isfinite(esp).all() and esp.max() > 0
+    matrix = np.load(tmp_path / "guess" / "structure_0_dm.npy")
+    started = scf(mol, dm0=matrix)
+    assert started.e_tot == pytest.approx(minao.e_tot, abs=1e-6)
+    assert started.cycles < minao.cycles
+    from_chk = dft.RKS(mol).from_chk(str(tmp_path / "guess" / "structure_0.chk"))
+    np.testing.assert_allclose(from_chk, matrix, atol=1e-10)
+    stored_mol = chkfile.load_mol(str(tmp_path / "guess" / "structure_0.chk"))
+    np.testing.assert_allclose(stored_mol.atom_coords(), mol.atom_coords(), atol=1e-6)
+
+
+def test_evaluate_reports_derived_quantity_errors_vs_dft(workdir, tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            str(workdir / "run"),
+            str(workdir / "data.h5"),
+            "--subset",
+            "test",
+            "--no-grid",
+            "--properties",
+            "electron_count,dipole,xc_energy",
+            "--json",
+            str(tmp_path / "metrics.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    errors = json.loads((tmp_path / "metrics.json").read_text())["properties"]
+    assert 0 < errors["electron_count_error_percent"] < 0.05
+    assert 0 < errors["dipole_error_debye"] < 0.1
+    # the prediction's XC error includes the RI floor and its own distance to the fit
+    assert errors["xc_energy_error_mev_per_atom"] <= (
+        errors["ri_floor_xc_energy_error_mev_per_atom"]
+        + errors["vs_ri_xc_energy_error_mev_per_atom"]
+        + 1e-9
+    )
+    assert "dipole_error_debye" in result.output
+
+
+def test_predict_refuses_unknown_properties_and_esp_without_cube_dir(workdir, tmp_path):
+    arguments = ["predict", str(workdir / "run"), str(workdir / "waters.xyz")]
+    result = CliRunner().invoke(cli, [*arguments, "--properties", "dipol"])
+    assert result.exit_code != 0
+    assert "unknown properties 'dipol' (did you mean 'dipole'?)" in result.output
+    result = CliRunner().invoke(cli, [*arguments, "-o", str(tmp_path / "p.h5"), "--esp"])
+    assert result.exit_code != 0 and "give --cube-dir" in result.output
