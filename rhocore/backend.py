@@ -255,11 +255,17 @@ class QCBackend(ABC):
         )
 
     def write_scf_guess(
-        self, atoms: ase.Atoms, coefficients: np.ndarray, directory: Path, stem: str
+        self,
+        atoms: ase.Atoms,
+        coefficients: np.ndarray,
+        directory: Path,
+        stem: str,
+        layout: BasisLayout | None = None,
     ) -> list[Path]:
         """Write files that start this code's SCF of ``atoms`` from the RI density with
         canonical ``coefficients`` into ``directory`` (names starting with ``stem``);
-        returns their paths. Optional: the default raises
+        returns their paths. ``layout`` is the basis of the coefficients (a model's), for
+        backends whose basis is not fixed by their options. Optional: the default raises
         :class:`~rhocore.properties.PropertiesNotAvailableError`.
         """
         raise PropertiesNotAvailableError(

@@ -286,11 +286,16 @@ def evaluate(
     help="Also write the electrostatic potential (hartree/e) as structure_<i>_esp.cube.",
 )
 @click.option(
+    "--scf-guess",
     "--pyscf-guess",
+    "scf_guess",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder for PySCF SCF guesses of a pyscf density model: structure_<i>_dm.npy "
-    "(mf.kernel(dm0=numpy.load(...))) and structure_<i>.chk (mf.from_chk(...)).",
+    help="Folder for files that start the training data's QC code from the predicted "
+    "density (total-density models). pyscf: structure_<i>_dm.npy "
+    "(mf.kernel(dm0=numpy.load(...))) and structure_<i>.chk (mf.from_chk(...)); aims: "
+    "structure_<i>/ with ri_restart_coeffs.out, geometry.in and the control.in keywords "
+    "('ri_density_restart read 0').",
 )
 def predict(
     model: Path,
@@ -300,7 +305,7 @@ def predict(
     cube_spacing: float,
     properties: str | None,
     esp: bool,
-    pyscf_guess: Path | None,
+    scf_guess: Path | None,
 ) -> None:
     """Predict RI coefficients of every structure in STRUCTURES."""
     from rhocore.workflows.predict import predict as run
@@ -313,13 +318,13 @@ def predict(
         cube_spacing=cube_spacing,
         properties=properties,
         esp=esp,
-        pyscf_guess=pyscf_guess,
+        scf_guess=scf_guess,
     )
     click.echo(f"predicted {len(coefficients)} structures -> {output}")
     if properties:
         click.echo(f"derived quantities -> {output}.properties.json")
-    if pyscf_guess is not None:
-        click.echo(f"PySCF guesses -> {pyscf_guess}/structure_<i>_dm.npy, structure_<i>.chk")
+    if scf_guess is not None:
+        click.echo(f"SCF guesses -> {scf_guess}/")
 
 
 @cli.command()

@@ -8,7 +8,8 @@ predicted fields are written on request, through the backend that made the train
 For a total-density model the same backend also gives derived quantities
 (:mod:`rhocore.properties`: stored per structure under ``properties/<name>`` and in a JSON
 file next to the output), the electrostatic potential as cube files, and files that
-start its SCF from the predicted density (``--pyscf-guess``).
+start its SCF from the predicted density (``--scf-guess``: PySCF density matrices and
+chkfiles, FHI-aims RI density restarts).
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ import numpy as np
 from tqdm import tqdm
 
 import rhocore
+from rhocore.backend import QCBackend
 from rhocore.fields import write_cube
 from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
 from rhocore.plugins import get_registry
-from rhocore.properties import PROPERTIES, as_json, parse_property_names
+from rhocore.properties import (
+    PROPERTIES,
+    PropertiesNotAvailableError,
+    as_json,
+    parse_property_names,
+)
 from rhocore.structure_files import read_structure_file
 from rhocore.workflows.derived import density_backend
 
@@ -72,14 +79,15 @@ def predict(
     cube_spacing: float = 0.2,
     properties: str | list[str] | None = None,
     esp: bool = False,
-    pyscf_guess: Path | None = None,
+    scf_guess: Path | None = None,
     progress: bool = True,
 ) -> list[np.ndarray]:
     """Predict coefficients for every structure in ``structures`` and write them.
 
     ``properties`` (names or 'all') are stored with the coefficients and in
     ``<output>.properties.json``; ``esp`` writes ``structure_<i>_esp.cube`` into
-    ``cube_dir``; ``pyscf_guess`` is a folder for the backend's SCF-guess files.
+    ``cube_dir``; ``scf_guess`` is a folder for the backend's SCF-guess files
+    (:meth:`rhocore.backend.QCBackend.write_scf_guess`).
     """
     model = load_model_file(model_path)
     names = parse_property_names(properties) if properties else []
@@ -87,13 +95,13 @@ def predict(
         raise ValueError("the electrostatic potential is written as cube files: give --cube-dir")
     metadata = model.dataset_metadata
     backend = None
-    if names or esp or pyscf_guess is not None:
+    if names or esp or scf_guess is not None:
         what = "derived quantities" if names or esp else "SCF guesses"
         backend = density_backend(metadata, what)
-    if pyscf_guess is not None and metadata.backend_name != "pyscf":
-        raise ValueError(
-            f"--pyscf-guess needs a model trained on 'pyscf' data; this one was trained on "
-            f"'{metadata.backend_name}' data"
+    if scf_guess is not None and type(backend).write_scf_guess is QCBackend.write_scf_guess:
+        raise PropertiesNotAvailableError(
+            f"backend '{metadata.backend_name}' that made the training data cannot start its "
+            "SCF from a predicted density; predict without --scf-guess"
         )
     if cube_dir is not None and backend is None:
         backend_cls = get_registry().get("backend", metadata.backend_name)
@@ -139,8 +147,10 @@ def predict(
                     cube_spacing,
                     potential=True,
                 )
-    if pyscf_guess is not None:
+    if scf_guess is not None:
         assert backend is not None
         for index, (atoms, vector) in enumerate(zip(frames, coefficients, strict=True)):
-            backend.write_scf_guess(atoms, vector, Path(pyscf_guess), f"structure_{index}")
+            backend.write_scf_guess(
+                atoms, vector, Path(scf_guess), f"structure_{index}", layout=model.layout
+            )
     return coefficients

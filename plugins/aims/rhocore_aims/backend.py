@@ -18,12 +18,14 @@ import numpy as np
 
 from rhocore.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
 from rhocore.basis import BasisLayout
+from rhocore.properties import PropertiesNotAvailableError
 from rhocore_aims import keywords
 from rhocore_aims.fit import grid_field_state, overlap_fit
 from rhocore_aims.keywords import Generation
 from rhocore_aims.options import AimsOptions
 from rhocore_aims.parsers.eigenvalues import KSOrbitalInfo, parse_ks_orbital_info, write_kso_weights
 from rhocore_aims.parsers.ri_files import read_ri_outputs
+from rhocore_aims.restart import restart_conversion, write_restart_folder
 from rhocore_aims.runner import check_species, resolve_setup, run_step, structure_key
 
 #: Density-matrix restart files of FHI-aims' ELSI interface, carried from SCF to RI step.
@@ -145,6 +147,40 @@ class AimsBackend(QCBackend):
     def integration_grid(self, atoms: ase.Atoms) -> IntegrationGrid:
         """Not available outside an FHI-aims run (its grid is in partition_tab.out)."""
         raise AimsBackendError(_NO_POINTS)
+
+    def write_scf_guess(
+        self,
+        atoms: ase.Atoms,
+        coefficients: np.ndarray,
+        directory: Path,
+        stem: str,
+        layout: BasisLayout | None = None,
+    ) -> list[Path]:
+        """Folder ``directory/stem`` with ``ri_restart_coeffs.out`` (FHI-aims' order and
+        phases), ``geometry.in``, the control.in keywords that read it, and a README.
+
+        The order follows from ``layout`` (the model's basis) for the mainline keywords of
+        FHI-aims 240925 and later, the builds with ``ri_density_restart``.
+        """
+        if layout is None:
+            raise PropertiesNotAvailableError(
+                "the aims backend writes an FHI-aims RI restart from the layout of the "
+                "coefficients (the model's RI basis); none was given"
+            )
+        if self.options.keywords == "legacy":
+            raise PropertiesNotAvailableError(
+                "the model's data came from legacy (ri_fit_*) FHI-aims builds, whose RI "
+                "function order is per run: write the restart with "
+                "rhocore_aims.restart.write_ri_restart and restart_conversion(numbers, "
+                "run_folder=<RI step folder with product_basis_idxs.out of that structure>, "
+                "generation='legacy'); 'ri_density_restart' is a keyword of the mainline "
+                "builds (FHI-aims 240925 and later)"
+            )
+        conversion = restart_conversion(atoms.numbers, layout=layout, generation="mainline")
+        parameters = keywords.restart_parameters(self.options, bool(np.any(atoms.pbc)))
+        return write_restart_folder(
+            Path(directory) / stem, atoms, coefficients, conversion, parameters
+        )
 
 
 _NO_POINTS = (

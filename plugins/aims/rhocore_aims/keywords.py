@@ -116,3 +116,16 @@ def ri_parameters(
     else:
         parameters["ri_fit_field_from_kso_weights"] = True
     return parameters
+
+
+def restart_parameters(options: AimsOptions, periodic: bool) -> dict[str, Any]:
+    """A run that builds its density from ``ri_restart_coeffs.out`` (mainline keywords).
+
+    The physics and product-basis keywords of the training data, ``ri_density_restart
+    read 0`` and ``ri_full_output`` (FHI-aims then writes basis_info.out, the basis it
+    built, to compare with the coefficients').
+    """
+    parameters = physics_parameters(options, periodic)
+    parameters["ri_density_restart"] = "read 0"
+    parameters["ri_full_output"] = True
+    return parameters

@@ -175,10 +175,16 @@ class PySCFBackend(QCBackend):
         return properties.electrostatic_potential(auxmol, pyscf_order, coords)
 
     def write_scf_guess(
-        self, atoms: ase.Atoms, coefficients: np.ndarray, directory: Path, stem: str
+        self,
+        atoms: ase.Atoms,
+        coefficients: np.ndarray,
+        directory: Path,
+        stem: str,
+        layout: BasisLayout | None = None,
     ) -> list[Path]:
         """``<stem>_dm.npy`` (density matrix for ``mf.kernel(dm0=...)``) and ``<stem>.chk``
-        (a PySCF chkfile with the molecule and the guess orbitals, for ``mf.from_chk``)."""
+        (a PySCF chkfile with the molecule and the guess orbitals, for ``mf.from_chk``).
+        ``layout`` is unused: the auxiliary basis follows from the options."""
         from pyscf.scf import chkfile
 
         from rhocore_pyscf.model_guess import guess_orbitals

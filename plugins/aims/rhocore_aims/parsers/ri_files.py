@@ -129,6 +129,20 @@ def read_ri_outputs(
     )
 
 
+def basis_conversion(
+    folder: Path | str, numbers: Sequence[int], generation: Generation
+) -> SignedPermutation:
+    """FHI-aims -> canonical order and phases of the RI vectors FHI-aims wrote in ``folder``.
+
+    Read from the folder's basis description (``basis_info.out`` or, for legacy builds,
+    ``product_basis_idxs.out``); writing a restart uses its inverse.
+    """
+    folder = Path(folder)
+    numbers = np.asarray(numbers, dtype=int)
+    path = folder / RI_OUTPUT_FILES[generation][0]
+    return _conversion(path, _basis(path, numbers, generation), numbers, generation)
+
+
 def _basis(path: Path, numbers: np.ndarray, generation: Generation) -> BasisLayout | np.ndarray:
     """The basis description at ``path``: a layout (mainline) or a function table (legacy)."""
     if generation == "mainline":
