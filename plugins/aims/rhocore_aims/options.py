@@ -97,6 +97,13 @@ class AimsOptions(PluginOptions):
             "steps). A finished step found there is reused, so a killed run loses nothing."
         ),
     )
+    imported_from: str | None = Field(
+        None,
+        description=(
+            "Set by `rhocore aims import`: the kind of folders a dataset was imported from "
+            "(no FHI-aims run made it); recorded only, it changes no run."
+        ),
+    )
     timeout: float | None = Field(
         None, gt=0, description="Wall-clock limit of one FHI-aims step, seconds; None: none."
     )
