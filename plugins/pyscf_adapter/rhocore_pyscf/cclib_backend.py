@@ -144,9 +144,7 @@ class CclibBackend(QCBackend):
         self, atoms: ase.Atoms, coefficients: np.ndarray, points: np.ndarray
     ) -> np.ndarray:
         """sum_b d_b chi_b(r) on ``points`` (angstrom) for canonical coefficients, in a.u."""
-        auxmol = self._auxmol(atoms)
-        pyscf_order = aux_ao_map(auxmol).from_canonical(np.asarray(coefficients, dtype=float))
-        return grids.aux_field_on_points(auxmol, pyscf_order, points)
+        return grids.canonical_aux_field_on_points(self._auxmol(atoms), coefficients, points)
 
     def evaluate_exact(
         self, atoms: ase.Atoms, field_state: dict[str, np.ndarray], points: np.ndarray

@@ -9,6 +9,7 @@ from pyscf import dft, gto
 from pyscf.lib.parameters import BOHR
 
 from rhocore.backend import IntegrationGrid
+from rhocore_pyscf.convention import aux_ao_map
 
 #: Points evaluated at once, to bound the memory of the AO values (points x functions).
 CHUNK = 20000
@@ -41,6 +42,14 @@ def aux_field_on_points(
     return evaluate_in_chunks(
         points_angstrom, lambda coords: auxmol.eval_gto("GTOval_sph", coords) @ coefficients
     )
+
+
+def canonical_aux_field_on_points(
+    auxmol: gto.Mole, coefficients: np.ndarray, points_angstrom: np.ndarray
+) -> np.ndarray:
+    """sum_b d_b chi_b(r) for coefficients in rhocore's canonical order, on points (angstrom)."""
+    pyscf_order = aux_ao_map(auxmol).from_canonical(np.asarray(coefficients, dtype=float))
+    return aux_field_on_points(auxmol, pyscf_order, points_angstrom)
 
 
 def evaluate_in_chunks(
