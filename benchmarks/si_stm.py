@@ -63,7 +63,7 @@ BACKEND = {
 }
 DESCRIPTOR = {"cutoff": 5.0, "max_radial": 6, "max_angular": 4, "density_width": 0.5}
 #: Ridge strengths tried; the relative metric's losses are of order one per structure.
-REGULARIZATIONS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+REGULARIZATIONS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
 
 
 def make_config(structures: Path, bias: float, args: argparse.Namespace):
