@@ -1,4 +1,4 @@
-"""The lambda-SOAP computation as one TorchScript-able module on metatomic ``System``s.
+"""The lambda-SOAP computation as one TorchScript-able module on metatomic ``System`` objects.
 
 :class:`LambdaSoapModule` runs featomic-torch's spherical expansion and rhocore's
 Clebsch-Gordan self-product (:class:`rhocore.clebsch_gordan.SelfProduct`) per centre type.

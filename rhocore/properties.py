@@ -9,9 +9,9 @@ Definitions (all of the total density rho, nuclei as point charges):
 
 * ``electron_count``: int rho, electrons.
 * ``dipole``: sum_A Z_A R_A - int r rho, Debye (a vector; neutral structures).
-* ``hartree_energy``: E_H = 1/2 int int rho(r) rho(r') / |r - r'|, eV.
+* ``hartree_energy``: E_H = 1/2 int int rho(r) rho(r') / ‖r - r'‖, eV.
 * ``electrostatic_energy``: E_H + E_ne + E_nn, the whole classical Coulomb energy of
-  electrons and nuclei (E_ne = -sum_A Z_A int rho / |r - R_A|), eV. E_ne weighs the
+  electrons and nuclei (E_ne = -sum_A Z_A int rho / ‖r - R_A‖), eV. E_ne weighs the
   density at the nuclei, where RI bases are thin: its RI floor is far above E_H's.
 * ``xc_energy``: E_xc of rho with the functional of the training data on the backend's
   DFT grid (LDA and GGA only: others need orbitals), eV.

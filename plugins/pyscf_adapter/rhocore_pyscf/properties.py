@@ -9,8 +9,8 @@ integrals of the auxiliary basis:
   (both through a "constant" function: an s function of exponent 0, so that the cross
   overlap and dipole integrals with it are exactly int chi_P and int r chi_P);
 * Hartree energy E_H = 1/2 d^T J d with J_PQ = (P|Q) (``int2c2e``);
-* nuclear attraction E_ne = sum_P d_P v_P, v_P = -sum_A Z_A int chi_P(r) / |r - R_A|;
-* electrostatic potential on points g: sum_A Z_A / |g - R_A| - sum_P d_P int chi_P / |r - g|,
+* nuclear attraction E_ne = sum_P d_P v_P, v_P = -sum_A Z_A int chi_P(r) / ‖r - R_A‖;
+* electrostatic potential on points g: sum_A Z_A / ‖g - R_A‖ - sum_P d_P int chi_P / ‖r - g‖,
   the second term as Coulomb integrals with point charges (steep s functions) at g.
 
 Only the exchange-correlation energy needs a grid: the fitted density and its gradient
@@ -83,12 +83,12 @@ def dipole_moment(auxmol: gto.Mole, coefficients: np.ndarray) -> np.ndarray:
 
 
 def hartree_energy(auxmol: gto.Mole, coefficients: np.ndarray) -> float:
-    """E_H = 1/2 int int rho(r) rho(r') / |r - r'| of the fitted density, hartree."""
+    """E_H = 1/2 int int rho(r) rho(r') / ‖r - r'‖ of the fitted density, hartree."""
     return 0.5 * float(coefficients @ auxmol.intor("int2c2e", hermi=1) @ coefficients)
 
 
 def point_charge_integrals(auxmol: gto.Mole, points_bohr: np.ndarray) -> np.ndarray:
-    """int chi_P(r) / |r - g| for every point g, shape (n_points, n_aux), hartree / e."""
+    """int chi_P(r) / ‖r - g‖ for every point g, shape (n_points, n_aux), hartree / e."""
     points = np.asarray(points_bohr, dtype=float).reshape(-1, 3)
     blocks = [
         gto.intor_cross("int2c2e", gto.fakemol_for_charges(points[start : start + BLOCK]), auxmol)
@@ -98,7 +98,7 @@ def point_charge_integrals(auxmol: gto.Mole, points_bohr: np.ndarray) -> np.ndar
 
 
 def nuclear_attraction_energy(auxmol: gto.Mole, coefficients: np.ndarray) -> float:
-    """E_ne = -sum_A Z_A int rho(r) / |r - R_A| of the fitted density, hartree."""
+    """E_ne = -sum_A Z_A int rho(r) / ‖r - R_A‖ of the fitted density, hartree."""
     at_nuclei = point_charge_integrals(auxmol, auxmol.atom_coords())
     return -float(auxmol.atom_charges() @ at_nuclei @ coefficients)
 
