@@ -35,6 +35,7 @@ from rhocore_aims.restart import (
     restart_values,
     write_ri_restart,
 )
+from test_aims_parse_ri_files import write_basis_info
 
 from rhocore.basis import BasisLayout
 from rhocore.config import resolve_config
@@ -68,19 +69,6 @@ def nmax_layout(nmax: dict[str, int]) -> BasisLayout:
         symbol, l = key.split(",")
         counts.setdefault(SYMBOLS[symbol], {})[int(l)] = count
     return BasisLayout({z: tuple(c[l] for l in range(len(c))) for z, c in counts.items()})
-
-
-def write_basis_info(path: Path, layout: BasisLayout, numbers: np.ndarray) -> None:
-    """basis_info.out as FHI-aims 240925 writes it."""
-    lines = []
-    for atom, z in enumerate(numbers, start=1):
-        counts = layout.nmax[int(z)]
-        lines.append(f" atom{atom:12d}")
-        lines += [
-            f" For L ={l:12d} there are{n:12d} radial functions" for l, n in enumerate(counts)
-        ]
-        lines.append(f" For atom{atom:12d} max L ={len(counts) - 1:12d}")
-    path.write_text("\n".join(lines) + "\n")
 
 
 def mainline_run(shared: Path, name: str, xyz: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
