@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from rhocore.backend import PluginOptions
-from rhocore_pyscf.options import EVEN_TEMPERED
+from rhocore_pyscf.options import EVEN_TEMPERED, PySCFOptions
 
 
 class CclibOptions(PluginOptions):
@@ -48,14 +48,8 @@ class CclibOptions(PluginOptions):
     grid_level: int = Field(
         3, ge=0, le=9, description="PySCF DFT grid level (0-9) of the integration grids."
     )
-    condition_limit: float = Field(
-        1e12,
-        gt=1.0,
-        description=(
-            "Largest accepted condition number of the RI metric S (dimensionless); above "
-            "it the auxiliary basis is treated as linearly dependent and the fit fails."
-        ),
-    )
+    #: the same RI conditioning limit as the pyscf backend's
+    condition_limit: float = PySCFOptions.model_fields["condition_limit"]
 
     @field_validator("aux_basis")
     @classmethod
