@@ -19,7 +19,10 @@ from rhocore.workflows.derived import density_backend
 
 
 class FieldOnlyBackend(QCBackend):
-    """A backend with the abstract methods only: none of the optional hooks."""
+    """A backend with the abstract methods only: none of the optional hooks.
+
+    The tests reach only the refusals of the missing hooks, never an SCF or a fit.
+    """
 
     name = "field-only"
 

@@ -16,7 +16,10 @@ from rhocore.structure_files import SOURCE_KEY, StructureError
 
 
 class OutputReadingBackend(QCBackend):
-    """An in-test backend whose 'outputs' are lines 'symbol x y z' (angstrom)."""
+    """An in-test backend whose 'outputs' are lines 'symbol x y z' (angstrom).
+
+    Only reading structures is under test: the abstract QC methods are never reached.
+    """
 
     name = "output_reader"
     reads_outputs = True
