@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rhocore-installed
 PLUGINS := plugins/pyscf_adapter plugins/targets plugins/aims
+# test files run side by side in this many processes (a file's fixtures stay in one)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint docs clean
 
@@ -19,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/rhocore demo water-homo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 docs: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[docs]'

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import time
@@ -73,7 +74,7 @@ def make_config(structures: Path, bias: float, args: argparse.Namespace):
             "structures": {"file": str(structures)},
             "backend": {"name": "pyscf", "options": {**BACKEND, "kpts": args.kpts}},
             "target": {"name": "ildos", "options": {"bias": bias, "sigma": args.sigma}},
-            "descriptor": DESCRIPTOR,
+            "descriptor": {**DESCRIPTOR, **args.descriptor},
             "model": model_choice(args),
             "training": {"optimizer": "ridge", "ridge_regularizations": REGULARIZATIONS},
         }
@@ -166,7 +167,7 @@ def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
     split = Split(
         train=done[: args.n_train], validation=done[args.n_train : n], test=done[-args.n_test :]
     )
-    run = out / f"run-{args.model}"
+    run = out / f"run-{args.tag}"
     train_run(config, dataset, run, split=split, progress=False)
     model = load_model_file(run)
     timings = json.loads((args.out / "timings.json").read_text())
@@ -174,13 +175,66 @@ def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
         held_out(out, model, dataset, structures, index, bias, args, timings[str(index)])
         for index in split.test
     ]
-    means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != "index"}
+    means = {
+        key: float(np.mean([row[key] for row in rows]))
+        for key in rows[0]
+        if key not in ("index", "by_tip_height")
+    }
+    means["by_tip_height"] = {
+        height: {
+            key: float(np.mean([row["by_tip_height"][height][key] for row in rows]))
+            for key in rows[0]["by_tip_height"][height]
+        }
+        for height in rows[0]["by_tip_height"]
+    }
     worst = {
         "height_rmse_pm_max": max(row["height_rmse_pm"] for row in rows),
         "pearson_r_min": min(row["pearson_r"] for row in rows),
         "nmae_percent_vs_ri_max": max(row["nmae_percent_vs_ri"] for row in rows),
     }
-    return {"bias_V": bias, "n_train": len(split.train), **means, **worst, "per_structure": rows}
+    result = {"bias_V": bias, "n_train": len(split.train), **means, **worst}
+    if args.train_sizes:
+        result["learning_curve"] = learning_curve(config, dataset, out, split, bias, args)
+    return {**result, "per_structure": rows}
+
+
+def learning_curve(
+    config, dataset: Path, out: Path, split: Split, bias: float, args: argparse.Namespace
+) -> list[dict]:
+    """Held-out image metrics vs RI of models trained on the first n training slabs.
+
+    Same validation and test slabs for every n, so the rows differ only in training data.
+    """
+    settings = image_settings(bias, args)
+    registry = get_registry()
+    structures = args.out / "slabs.xyz"
+    references = {
+        index: field_grid(load_source(dataset, index), settings, registry, False)
+        for index in split.test
+    }
+    rows = []
+    for size in sorted(set(args.train_sizes)):
+        subset = Split(train=split.train[:size], validation=split.validation, test=split.test)
+        run = out / f"run-{args.tag}-n{len(subset.train)}"
+        train_run(config, dataset, run, split=subset, progress=False)
+        model = load_model_file(run)
+        pairs = []
+        for index, reference in references.items():
+            predicted = field_grid(
+                load_source(model, structures, frame=index), settings, registry, False
+            )
+            z_top = topmost_z(Dataset(dataset).atoms(index))
+            pairs.append(image_pair(predicted, reference, settings, z_top))
+        row = {"n_train": len(subset.train)}
+        row |= {key: float(np.mean([pair[key] for pair in pairs])) for key in pairs[0]}
+        print(f"learning curve {bias:+.1f} V: {row}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def image_settings(bias: float, args: argparse.Namespace) -> StmSettings:
+    """The constant-current settings of the held-out images."""
+    return StmSettings(bias=bias, mode=CONSTANT_CURRENT, height=args.tip_height, repeat=(4, 2))
 
 
 def held_out(
@@ -200,8 +254,8 @@ def held_out(
     alone (prediction, field on the grid, image and its files); the DFT + RI time is the
     slab's SCF and fit in this run's generation.
     """
-    settings = StmSettings(bias=bias, mode=CONSTANT_CURRENT, height=args.tip_height, repeat=(4, 2))
-    images = out / f"images-{args.model}_{index}"
+    settings = image_settings(bias, args)
+    images = out / f"images-{args.tag}_{index}"
     start = time.perf_counter()
     stm_images(model, structures, settings, images / "ml-only", frame=index, progress=False)
     image_seconds = time.perf_counter() - start
@@ -241,6 +295,12 @@ def held_out(
             f"ri_floor_{key}": value
             for key, value in image_pair(reference, exact, settings, z_top).items()
         },
+        "by_tip_height": {
+            f"{height:g}": image_pair(
+                predicted, reference, dataclasses.replace(settings, height=height), z_top
+            )
+            for height in args.scan_heights
+        },
         "ml_image_seconds": image_seconds,
         "dft_ri_seconds": dft_seconds,
         "speedup": dft_seconds / image_seconds,
@@ -279,10 +339,32 @@ def main() -> None:
     parser.add_argument("--kpts", type=int, nargs=3, default=[4, 2, 1], help="k-point mesh")
     parser.add_argument("--sigma", type=float, default=0.2, help="ILDOS window edge width, eV")
     parser.add_argument("--tip-height", type=float, default=3.0, help="angstrom above the top")
+    parser.add_argument(
+        "--scan-heights",
+        type=float,
+        nargs="*",
+        default=[2.0, 3.0, 4.0, 5.0],
+        help="set-point heights (angstrom) of the height RMSE vs tip height table",
+    )
+    parser.add_argument(
+        "--train-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="training-set sizes of a learning curve on the same held-out slabs",
+    )
     parser.add_argument("--model", choices=["linear", "kernel"], default="kernel")
     parser.add_argument("--zeta", type=int, default=2, help="power of the kernel model")
+    parser.add_argument(
+        "--descriptor",
+        type=json.loads,
+        default={},
+        help="JSON overrides of the descriptor section, e.g. '{\"cutoff\": 6.0}'",
+    )
+    parser.add_argument("--tag", help="name of this variant's run folder and results file")
     parser.add_argument("--docs", action="store_true", help="copy figures to docs/images")
     args = parser.parse_args()
+    args.tag = args.tag or args.model
     args.out.mkdir(parents=True, exist_ok=True)
     total = args.n_train + args.n_validation + args.n_test
     slabs = args.out / "slabs.xyz"
@@ -293,7 +375,7 @@ def main() -> None:
         "tip_height_angstrom": args.tip_height,
         "backend": {**BACKEND, "kpts": args.kpts},
         "sigma_eV": args.sigma,
-        "descriptor": DESCRIPTOR,
+        "descriptor": {**DESCRIPTOR, **args.descriptor},
         "model": model_choice(args),
     }
     configs = {bias: make_config(slabs, bias, args) for bias in args.biases}
@@ -304,10 +386,10 @@ def main() -> None:
         if args.docs:
             first = results[f"{bias:+.1f} V"]["per_structure"][0]["index"]
             name = "filled" if bias < 0 else "empty"
-            source = args.out / f"bias{bias:+.1f}" / f"images-{args.model}_{first}"
+            source = args.out / f"bias{bias:+.1f}" / f"images-{args.tag}_{first}"
             for png in source.glob("*comparison.png"):
                 shutil.copy(png, DOCS_IMAGES / f"si100_stm_{name}_states.png")
-    (args.out / f"results-{args.model}.json").write_text(json.dumps(results, indent=1))
+    (args.out / f"results-{args.tag}.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

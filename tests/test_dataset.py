@@ -265,5 +265,6 @@ def test_a_stored_format_1_file_still_loads():
     dataset = Dataset(Path(__file__).parent / "data" / "dataset_v1.h5")
     assert dataset.metadata == synthetic_metadata()
     assert dataset.summary() == {"done": 1, "failed": 1}
-    assert_entries_equal(dataset.entry(0), synthetic_entry(0))
+    # written on another machine: its BLAS rounds the synthetic fit's products differently
+    assert_entries_equal(dataset.entry(0), synthetic_entry(0), fit_rtol=1e-12)
     assert dataset.entry(1).reason == "SCF did not converge"

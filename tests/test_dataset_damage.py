@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rhocore.dataset import Dataset, DatasetError, DatasetWriter
@@ -130,7 +130,11 @@ def test_a_missing_or_misshapen_field_names_file_entry_and_field(
     path = tmp_path / "fields.h5"
     shutil.copy(original, path)
     with h5py.File(path, "a") as handle:
-        reshape_or_remove(handle[f"structures/{index}"], name, action, shape)
+        group = handle[f"structures/{index}"]
+        stored = group.get(name)
+        # the stored shape itself is no damage
+        assume(action != "wrong shape" or getattr(stored, "shape", None) != shape)
+        reshape_or_remove(group, name, action, shape)
     dataset = Dataset(path)
     try:
         dataset.entry(index)
