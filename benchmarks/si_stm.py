@@ -74,7 +74,7 @@ def make_config(structures: Path, bias: float, args: argparse.Namespace):
             "structures": {"file": str(structures)},
             "backend": {"name": "pyscf", "options": {**BACKEND, "kpts": args.kpts}},
             "target": {"name": "ildos", "options": {"bias": bias, "sigma": args.sigma}},
-            "descriptor": {**DESCRIPTOR, **args.descriptor},
+            "descriptor": args.descriptor,
             "model": model_choice(args),
             "training": {"optimizer": "ridge", "ridge_regularizations": REGULARIZATIONS},
         }
@@ -175,16 +175,11 @@ def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
         held_out(out, model, dataset, structures, index, bias, args, timings[str(index)])
         for index in split.test
     ]
-    means = {
-        key: float(np.mean([row[key] for row in rows]))
-        for key in rows[0]
-        if key not in ("index", "by_tip_height")
-    }
+    means = mean_of(
+        [{k: v for k, v in row.items() if k not in ("index", "by_tip_height")} for row in rows]
+    )
     means["by_tip_height"] = {
-        height: {
-            key: float(np.mean([row["by_tip_height"][height][key] for row in rows]))
-            for key in rows[0]["by_tip_height"][height]
-        }
+        height: mean_of([row["by_tip_height"][height] for row in rows])
         for height in rows[0]["by_tip_height"]
     }
     worst = {
@@ -196,6 +191,11 @@ def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
     if args.train_sizes:
         result["learning_curve"] = learning_curve(config, dataset, out, split, bias, args)
     return {**result, "per_structure": rows}
+
+
+def mean_of(rows: list[dict]) -> dict:
+    """The mean of each key over rows of numbers with the same keys."""
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
 def learning_curve(
@@ -212,6 +212,7 @@ def learning_curve(
         index: field_grid(load_source(dataset, index), settings, registry, False)
         for index in split.test
     }
+    z_tops = {index: topmost_z(Dataset(dataset).atoms(index)) for index in split.test}
     rows = []
     for size in sorted(set(args.train_sizes)):
         subset = Split(train=split.train[:size], validation=split.validation, test=split.test)
@@ -223,10 +224,8 @@ def learning_curve(
             predicted = field_grid(
                 load_source(model, structures, frame=index), settings, registry, False
             )
-            z_top = topmost_z(Dataset(dataset).atoms(index))
-            pairs.append(image_pair(predicted, reference, settings, z_top))
-        row = {"n_train": len(subset.train)}
-        row |= {key: float(np.mean([pair[key] for pair in pairs])) for key in pairs[0]}
+            pairs.append(image_pair(predicted, reference, settings, z_tops[index]))
+        row = {"n_train": len(subset.train), **mean_of(pairs)}
         print(f"learning curve {bias:+.1f} V: {row}", flush=True)
         rows.append(row)
     return rows
@@ -365,6 +364,7 @@ def main() -> None:
     parser.add_argument("--docs", action="store_true", help="copy figures to docs/images")
     args = parser.parse_args()
     args.tag = args.tag or args.model
+    args.descriptor = {**DESCRIPTOR, **args.descriptor}
     args.out.mkdir(parents=True, exist_ok=True)
     total = args.n_train + args.n_validation + args.n_test
     slabs = args.out / "slabs.xyz"
@@ -375,7 +375,7 @@ def main() -> None:
         "tip_height_angstrom": args.tip_height,
         "backend": {**BACKEND, "kpts": args.kpts},
         "sigma_eV": args.sigma,
-        "descriptor": {**DESCRIPTOR, **args.descriptor},
+        "descriptor": args.descriptor,
         "model": model_choice(args),
     }
     configs = {bias: make_config(slabs, bias, args) for bias in args.biases}
