@@ -55,6 +55,8 @@ BACKEND = {
     "xc": "pbe",
     "basis": "gth-szv",
     "aux_basis": "even-tempered",
+    # f functions on Si: the empty dangling bonds reach 3 angstrom into the vacuum
+    "even_tempered_max_l": {"Si": 3},
     # the fit error relative to the field: the vacuum tail an STM tip sees counts
     "metric": "relative",
     "ke_cutoff": 100.0,

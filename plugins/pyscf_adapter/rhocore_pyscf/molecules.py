@@ -7,6 +7,7 @@ import numpy as np
 from pyscf import gto
 from pyscf.df import addons
 
+from rhocore_pyscf.even_tempered import even_tempered_basis
 from rhocore_pyscf.options import EVEN_TEMPERED, PySCFOptions
 
 
@@ -55,7 +56,8 @@ def build_mol(atoms: ase.Atoms, options: PySCFOptions, *, for_scf: bool = True) 
 def build_auxmol(mol: gto.Mole, options: PySCFOptions, formula: str) -> gto.Mole:
     """The molecule of ``mol`` with the auxiliary (RI) basis of ``options`` as its AOs."""
     if options.aux_basis == EVEN_TEMPERED:
-        auxmol = addons.make_auxmol(mol, addons.aug_etb(mol, beta=options.beta))
+        basis = even_tempered_basis(mol, options.beta, options.even_tempered_max_l)
+        auxmol = addons.make_auxmol(mol, basis)
         if auxmol.cart:
             raise PySCFBackendError(
                 "the pyscf backend needs spherical (cart=False) basis functions"

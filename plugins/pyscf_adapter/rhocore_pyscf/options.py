@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from ase.data import chemical_symbols
 from pydantic import Field, field_validator, model_validator
 
 from rhocore.backend import MetricKind, PluginOptions
@@ -12,6 +13,8 @@ from rhocore.backend import MetricKind, PluginOptions
 EVEN_TEMPERED = "even-tempered"
 #: Exponent ratio of the even-tempered basis when ``even_tempered_beta`` is not given.
 DEFAULT_EVEN_TEMPERED_BETA = 2.0
+#: Highest angular momentum ``even_tempered_max_l`` accepts (i functions).
+MAX_AUX_L = 6
 #: GTH pseudopotential of periodic cells when ``pseudo`` is not given.
 DEFAULT_PSEUDO = "gth-pbe"
 
@@ -40,6 +43,16 @@ class PySCFOptions(PluginOptions):
             "Ratio between successive exponents of the even-tempered auxiliary basis "
             f"(dimensionless, > 1). Only with aux_basis='{EVEN_TEMPERED}', where None "
             f"means {DEFAULT_EVEN_TEMPERED_BETA}."
+        ),
+    )
+    even_tempered_max_l: dict[str, Annotated[int, Field(ge=0, le=MAX_AUX_L)]] = Field(
+        default_factory=dict,
+        description=(
+            "Highest angular momentum of the even-tempered auxiliary functions per element, "
+            "e.g. {'Si': 3}; elements not listed keep PySCF's rule (twice the orbital "
+            "basis's highest l). An l above the rule reuses the exponents of the rule's "
+            "highest l: f functions on Si follow the empty dangling bonds of a Si(100) "
+            f"surface into the vacuum. Only with aux_basis='{EVEN_TEMPERED}'."
         ),
     )
     metric: MetricKind = Field(
@@ -146,13 +159,25 @@ class PySCFOptions(PluginOptions):
             raise ValueError(f"PySCF does not know the functional '{value}': {error}") from None
         return value
 
-    @model_validator(mode="after")
-    def _beta_only_for_even_tempered(self) -> PySCFOptions:
-        if self.even_tempered_beta is not None and self.aux_basis != EVEN_TEMPERED:
+    @field_validator("even_tempered_max_l")
+    @classmethod
+    def _element_symbols(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(chemical_symbols[1:]))
+        if unknown:
             raise ValueError(
-                f"even_tempered_beta applies only to aux_basis='{EVEN_TEMPERED}', but "
-                f"aux_basis is '{self.aux_basis}'; remove even_tempered_beta"
+                f"even_tempered_max_l has keys {unknown} that are not element symbols; "
+                "use symbols such as 'Si' or 'H'"
             )
+        return value
+
+    @model_validator(mode="after")
+    def _tuning_only_for_even_tempered(self) -> PySCFOptions:
+        for name in ("even_tempered_beta", "even_tempered_max_l"):
+            if getattr(self, name) and self.aux_basis != EVEN_TEMPERED:
+                raise ValueError(
+                    f"{name} applies only to aux_basis='{EVEN_TEMPERED}', but "
+                    f"aux_basis is '{self.aux_basis}'; remove {name}"
+                )
         return self
 
     @property

@@ -82,6 +82,34 @@ def test_even_tempered_aux_basis_depends_on_beta_and_fits_the_density(water):
     )
 
 
+def test_even_tempered_max_l_extends_or_cuts_the_angular_momenta_of_one_element(water):
+    def layout(max_l):
+        options = {"aux_basis": "even-tempered", "even_tempered_max_l": max_l}
+        return PySCFBackend(options).basis_layout(water).nmax
+
+    rule = layout({})
+    changed = layout({"H": 3, "O": 2})
+    # an l above the rule copies the exponents of the rule's highest l (d for H here)
+    assert changed[1] == (*rule[1], rule[1][-1])
+    assert changed[8] == rule[8][:3]
+
+
+def test_f_functions_on_oxygen_fit_the_density_better_on_the_grid(water):
+    def fit_error(max_l):
+        options = {"basis": "sto-3g", "metric": "overlap", "aux_basis": "even-tempered"}
+        backend = PySCFBackend({**options, "even_tempered_max_l": max_l})
+        scf = backend.run_scf(water)
+        fit = backend.fit(scf, density_weights(scf.orbitals))
+        grid = backend.integration_grid(water)
+        error = backend.evaluate_fitted(water, fit.coefficients, grid.points) - (
+            backend.evaluate_exact(water, fit.field_state, grid.points)
+        )
+        return float(np.sqrt(grid.weights @ error**2))
+
+    # sto-3g is sp on O, so PySCF's rule stops at d
+    assert fit_error({"O": 3}) < 0.9 * fit_error({})
+
+
 def test_ill_conditioned_metric_error_names_the_structure_and_the_fix(water):
     backend = PySCFBackend({"basis": "sto-3g", "condition_limit": 1e3})
     scf = backend.run_scf(water)
@@ -130,6 +158,13 @@ def test_unknown_functional_is_rejected():
 def test_even_tempered_beta_without_even_tempered_basis_is_rejected():
     with pytest.raises(ValidationError, match="even_tempered_beta applies only"):
         PySCFOptions(even_tempered_beta=2.2)
+
+
+def test_even_tempered_max_l_needs_the_even_tempered_basis_and_element_symbols():
+    with pytest.raises(ValidationError, match="even_tempered_max_l applies only"):
+        PySCFOptions(even_tempered_max_l={"Si": 3})
+    with pytest.raises(ValidationError, match=r"\['Xx'\] that are not element symbols"):
+        PySCFOptions(aux_basis="even-tempered", even_tempered_max_l={"Xx": 3})
 
 
 def test_unrestricted_follows_spin_unless_given():
