@@ -92,12 +92,11 @@ def stm_image_plot(
     top_layer: float = 1.0,
 ) -> None:
     """One STM image with a colour bar, written to a PNG file."""
-    figure, axis = plt.subplots(figsize=(_panel_width(atoms, repeat), 5))
+    figure, axis = plt.subplots(figsize=(_panel_width(atoms, repeat), 5), layout="constrained")
     limits = _image_limits(image)
     mesh = draw_image(axis, image, atoms, repeat=repeat, top_layer=top_layer, limits=limits)
     figure.colorbar(mesh, ax=axis, label=colorbar_label, extend=_extend(image, limits))
     axis.set_title(title, fontsize=10)
-    figure.tight_layout()
     figure.savefig(path, dpi=150)
     plt.close(figure)
 
@@ -142,7 +141,9 @@ def stm_comparison_plot(
     top_layer: float = 1.0,
 ) -> None:
     """Predicted | reference | difference, the first two on one colour scale, to a PNG."""
-    figure, axes = plt.subplots(1, 3, figsize=(3 * _panel_width(atoms, repeat), 5))
+    figure, axes = plt.subplots(
+        1, 3, figsize=(3 * _panel_width(atoms, repeat), 5), layout="constrained"
+    )
     both = np.concatenate([predicted.ravel(), reference.ravel()])
     limits = _image_limits(both)
     difference = predicted - reference
@@ -167,6 +168,5 @@ def stm_comparison_plot(
         figure.colorbar(mesh, ax=axis, label=label, extend=extend)
         axis.set_title(name)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
     figure.savefig(path, dpi=150)
     plt.close(figure)

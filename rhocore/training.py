@@ -496,7 +496,11 @@ def _fit_ridge(
     )
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best_loss": float("inf")}
     for step, regularization in enumerate(options.ridge_regularizations, start=1):
-        problem.apply(regularization)
+        try:
+            problem.apply(regularization)
+        except ValueError as error:
+            log.warning("skipped: %s", error)
+            continue
         train_loss = evaluate_loss(model, layout, training, options.batch_size)
         validation_loss = evaluate_loss(model, layout, validation, options.batch_size)
         monitored = train_loss if validation_loss is None else validation_loss
@@ -518,6 +522,11 @@ def _fit_ridge(
             state.update(best_loss=monitored, best_epoch=step)
             state["best_state"] = copy.deepcopy(model.state_dict())
         state["epoch"] = step
+    if "best_state" not in state:
+        raise ValueError(
+            "no ridge strength of training.ridge_regularizations could be solved; "
+            "give larger values"
+        )
     model.load_state_dict(state["best_state"])
     log.info(
         "closed-form linear fit: regularisation %.1e kept (loss %.3e)",

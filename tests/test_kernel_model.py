@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from rhocore.models.kernel import KernelModel
-from rhocore.models.linear import LinearModel
+from rhocore.models.linear import LinearModel, ridge
 from rhocore.plugins import get_registry
 from rhocore.testing.models import check_model
 from rhocore.training import TrainingOptions, load_model, predict, train
@@ -96,3 +96,46 @@ def test_trained_kernel_model_reloads_from_its_checkpoint_and_scripts(tmp_path):
     ):
         for got, want in zip(other, expected, strict=True):
             assert np.allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def _fit_with(options, samples, tmp_path, name):
+    descriptor = make_descriptor()
+    model = KernelModel({"zeta": 2}, LAYOUT, descriptor.feature_sizes())
+    train(model, descriptor, samples[2:], samples[:2], options, tmp_path / name, progress=False)
+    return model
+
+
+def test_ridge_by_cholesky_gives_the_weights_of_the_eigendecomposition(tmp_path, monkeypatch):
+    """Large problems factorise each strength instead of sharing one eigendecomposition."""
+    samples = linear_samples(10, seed=8)
+    options = TrainingOptions(optimizer="ridge", ridge_regularizations=[1e-4, 1e-2, 1.0])
+    shared = _fit_with(options, samples, tmp_path, "eigh")
+    monkeypatch.setattr(ridge, "EIGH_MAX_SIZE", 0)
+    factorised = _fit_with(options, samples, tmp_path, "cholesky")
+    for name, value in shared.state_dict().items():
+        other = factorised.state_dict()[name]
+        assert torch.allclose(value, other, rtol=1e-6, atol=1e-9 * value.abs().max()), name
+
+
+def test_ridge_skips_a_strength_it_cannot_solve_and_names_it(tmp_path, monkeypatch, caplog):
+    samples = linear_samples(6, seed=9)
+    solve = ridge.RidgeProblem._solve
+
+    def fails_below_one(self, regularization):
+        if regularization < 1.0:
+            return solve(self, -1e30)  # not positive definite: the Cholesky path's error
+        return solve(self, regularization)
+
+    monkeypatch.setattr(ridge, "EIGH_MAX_SIZE", 0)
+    monkeypatch.setattr(ridge.RidgeProblem, "_solve", fails_below_one)
+    options = TrainingOptions(optimizer="ridge", ridge_regularizations=[1e-3, 1.0])
+    with caplog.at_level("WARNING"):
+        _fit_with(options, samples, tmp_path, "one")
+    assert "ridge strength -1e+30 is too weak" in caplog.text
+    with pytest.raises(ValueError, match="no ridge strength"):
+        _fit_with(
+            TrainingOptions(optimizer="ridge", ridge_regularizations=[1e-3]),
+            samples,
+            tmp_path,
+            "none",
+        )

@@ -6,7 +6,9 @@ in its weights w, so its minimum is a linear solve instead of thousands of gradi
 w = B^T a with (K + r S^-1) a = y, K = B B^T the block-sparse linear kernel between the
 training coefficients (non-zero only for equal element, l and radial index n). With
 S = L L^T per structure and a = L g it becomes (L^T K L + r I) g = L^T y, one symmetric
-eigendecomposition serving every regularisation strength r.
+eigendecomposition serving every regularisation strength r. The eigendecomposition costs
+about 17 Cholesky factorisations of the same matrix, so above ``EIGH_MAX_SIZE``
+coefficients each strength gets its own factorisation instead.
 
 The ``kernel`` model is solved the same way: its kernel is the linear one times the
 invariant factor k(i, j) of the two atoms, and its weights are the dual-weighted feature
@@ -28,6 +30,8 @@ from rhocore.models.layers import EquivariantLinear, key_selection
 
 #: Above this many training coefficients the dense dual problem needs too much memory.
 MAX_DUAL_SIZE = 40000
+#: Up to this many training coefficients one eigendecomposition serves every strength.
+EIGH_MAX_SIZE = 12000
 
 Group = tuple[int, int, int]  # (l, Z, n)
 
@@ -126,11 +130,26 @@ class RidgeProblem:
             kernel[np.ix_(indices, indices)] = block
         self.factors = [np.linalg.cholesky(metric) for metric in metrics]
         self.offsets = np.cumsum([0] + [len(metric) for metric in metrics])
-        transformed = self._times_factors(self._times_factors(kernel).T)  # L^T K L, symmetric
-        self.eigenvalues, self.eigenvectors = scipy.linalg.eigh(transformed, overwrite_a=True)
-        self.projected_targets = (
-            self.eigenvectors.T @ self._times_factors(np.concatenate(targets)[:, None]).ravel()
-        )
+        self._transform_in_place(kernel)
+        self.right_side = self._times_factors(np.concatenate(targets)[:, None]).ravel()
+        self.matrix: np.ndarray | None = None
+        if size > EIGH_MAX_SIZE:
+            self.matrix = kernel
+        else:
+            self.eigenvalues, self.eigenvectors = scipy.linalg.eigh(kernel, overwrite_a=True)
+            self.projected_targets = self.eigenvectors.T @ self.right_side
+
+    def _transform_in_place(self, kernel: np.ndarray) -> None:
+        """Overwrite K with L^T K L, structure block by structure block.
+
+        In place, so that the largest problems hold two dense matrices (K and the
+        eigenvectors), not four.
+        """
+        blocks = list(zip(self.factors, self.offsets[:-1], self.offsets[1:], strict=True))
+        for factor, start, stop in blocks:
+            kernel[start:stop] = factor.T @ kernel[start:stop]
+        for factor, start, stop in blocks:
+            kernel[:, start:stop] = kernel[:, start:stop] @ factor
 
     def _times_factors(self, matrix: np.ndarray, transpose: bool = True) -> np.ndarray:
         """Block-diagonal L^T @ matrix (or L @ matrix), structure by structure."""
@@ -149,11 +168,27 @@ class RidgeProblem:
                 out[index] = float(baseline[n])
         return out
 
+    def _solve(self, regularization: float) -> np.ndarray:
+        """g of (L^T K L + r I) g = L^T y."""
+        if self.matrix is None:
+            return self.eigenvectors @ (
+                self.projected_targets / (np.clip(self.eigenvalues, 0.0, None) + regularization)
+            )
+        shifted = self.matrix.copy()
+        shifted[np.diag_indices_from(shifted)] += regularization
+        try:
+            factor = scipy.linalg.cho_factor(shifted, lower=True, overwrite_a=True)
+        except np.linalg.LinAlgError as error:
+            raise ValueError(
+                f"ridge strength {regularization:g} is too weak for {len(shifted)} training "
+                "coefficients: the regularised kernel is not positive definite in floating "
+                "point; give training.ridge_regularizations larger values"
+            ) from error
+        return scipy.linalg.cho_solve(factor, self.right_side)
+
     def apply(self, regularization: float) -> None:
         """Set the model's weights to the ridge solution for ``regularization``."""
-        gamma = self.eigenvectors @ (
-            self.projected_targets / (np.clip(self.eigenvalues, 0.0, None) + regularization)
-        )
+        gamma = self._solve(regularization)
         alpha = self._times_factors(gamma[:, None], transpose=False).ravel()
         weights: dict[tuple[int, int], np.ndarray] = {}
         biases: dict[tuple[int, int], np.ndarray] = {}
