@@ -28,8 +28,10 @@ from rhocore.models.base import Model
 from rhocore.models.kernel.model import KernelLayer
 from rhocore.models.layers import EquivariantLinear, key_selection
 
-#: Above this many training coefficients the dense dual problem needs too much memory.
-MAX_DUAL_SIZE = 40000
+#: The largest dense dual problem: 23 000² doubles are 4.2 GB. Above 4 GiB per matrix
+#: the OpenBLAS 0.3.31 that the pinned numpy and scipy bundle crashes (segmentation
+#: fault) in its multithreaded matrix products, measured with 2 threads on 29 200².
+MAX_DUAL_SIZE = 23000
 #: Up to this many training coefficients one eigendecomposition serves every strength.
 EIGH_MAX_SIZE = 12000
 
