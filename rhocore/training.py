@@ -480,7 +480,7 @@ def _fit_ridge(
 
     Returns the training state (history, best epoch/loss/state) of this search.
     """
-    from rhocore.models.linear.ridge import RidgeProblem
+    from rhocore.models.linear.ridge import RidgeProblem, UnsolvableStrength
 
     if not validation.features and len(options.ridge_regularizations) > 1:
         raise ValueError(
@@ -498,7 +498,7 @@ def _fit_ridge(
     for step, regularization in enumerate(options.ridge_regularizations, start=1):
         try:
             problem.apply(regularization)
-        except ValueError as error:
+        except UnsolvableStrength as error:
             log.warning("skipped: %s", error)
             continue
         train_loss = evaluate_loss(model, layout, training, options.batch_size)

@@ -38,6 +38,10 @@ EIGH_MAX_SIZE = 12000
 Group = tuple[int, int, int]  # (l, Z, n)
 
 
+class UnsolvableStrength(ValueError):
+    """A ridge strength too weak for a Cholesky factorisation of the regularised kernel."""
+
+
 def _rows(
     model: Model, features: TensorMap, numbers: np.ndarray, support_offsets: dict[int, int]
 ) -> tuple[list[Group], list[np.ndarray], list[int]]:
@@ -144,8 +148,8 @@ class RidgeProblem:
     def _transform_in_place(self, kernel: np.ndarray) -> None:
         """Overwrite K with L^T K L, structure block by structure block.
 
-        In place, so that the largest problems hold two dense matrices (K and the
-        eigenvectors), not four.
+        In place, so that the largest problems hold two dense matrices (K and its
+        eigenvectors or its factorised copy), not four.
         """
         blocks = list(zip(self.factors, self.offsets[:-1], self.offsets[1:], strict=True))
         for factor, start, stop in blocks:
@@ -181,7 +185,7 @@ class RidgeProblem:
         try:
             factor = scipy.linalg.cho_factor(shifted, lower=True, overwrite_a=True)
         except np.linalg.LinAlgError as error:
-            raise ValueError(
+            raise UnsolvableStrength(
                 f"ridge strength {regularization:g} is too weak for {len(shifted)} training "
                 "coefficients: the regularised kernel is not positive definite in floating "
                 "point; give training.ridge_regularizations larger values"
