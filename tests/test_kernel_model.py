@@ -31,10 +31,10 @@ def test_kernel_model_is_registered_and_its_defaults_are_documented():
     assert defaults == KernelModel.Options().model_dump(mode="json")
 
 
-def _ridge_fit(model_cls, options, samples, tmp_path, name):
+def _ridge_fit(model_cls, options, samples, tmp_path, name, training=RIDGE):
     descriptor = make_descriptor()
     model = model_cls(options, LAYOUT, descriptor.feature_sizes())
-    train(model, descriptor, samples, samples[:2], RIDGE, tmp_path / name, progress=False)
+    train(model, descriptor, samples, samples[:2], training, tmp_path / name, progress=False)
     return model, descriptor
 
 
@@ -98,11 +98,9 @@ def test_trained_kernel_model_reloads_from_its_checkpoint_and_scripts(tmp_path):
             assert np.allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
-def _fit_with(options, samples, tmp_path, name):
-    descriptor = make_descriptor()
-    model = KernelModel({"zeta": 2}, LAYOUT, descriptor.feature_sizes())
-    train(model, descriptor, samples[2:], samples[:2], options, tmp_path / name, progress=False)
-    return model
+def _fit_with(training, samples, tmp_path, name):
+    """The kernel model (zeta 2) fitted with the ridge settings ``training``."""
+    return _ridge_fit(KernelModel, {"zeta": 2}, samples, tmp_path, name, training)[0]
 
 
 def test_ridge_by_cholesky_gives_the_weights_of_the_eigendecomposition(tmp_path, monkeypatch):
