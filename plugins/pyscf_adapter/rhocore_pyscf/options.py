@@ -76,6 +76,17 @@ class PySCFOptions(PluginOptions):
             "dominate; keep it below the STM isovalues of interest."
         ),
     )
+    relative_metric_power: float = Field(
+        1.0,
+        ge=1.0,
+        le=2.0,
+        description=(
+            "With metric='relative': the power p of the weight 1 / (|field| + floor)^p. "
+            "1 weighs the squared error by the field's inverse; 2 minimises the squared "
+            "relative error, which sets the error of an STM tip height, so low-field "
+            "regions such as the troughs between dimer rows count as much as the peaks."
+        ),
+    )
     constrain_charge: bool = Field(
         False,
         description=(

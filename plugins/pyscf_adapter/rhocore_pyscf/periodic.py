@@ -422,7 +422,12 @@ def _metric_terms(
         grid = uniform_grid(state.cell)
         field = density_on_mesh(state.cell, density, state.kpts)
         return relative_metric_terms(
-            auxcell, grid.points, grid.weights, field, options.relative_metric_floor
+            auxcell,
+            grid.points,
+            grid.weights,
+            field,
+            options.relative_metric_floor,
+            options.relative_metric_power,
         )
     return metric_matrix(auxcell), projections(state.cell, auxcell, density, state.kpts)
 

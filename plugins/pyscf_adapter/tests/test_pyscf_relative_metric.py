@@ -56,11 +56,17 @@ def test_a_high_floor_turns_the_relative_metric_into_the_analytic_overlap(h2_lay
     analytic = periodic.projections(cell, auxcell, density, kpts)
     assert np.abs(metric * floor - overlap).max() < 1e-7 * np.abs(overlap).max()
     assert np.abs(projections * floor - analytic).max() < 1e-7 * np.abs(analytic).max()
+    # with power 2 the weight is 1 / floor^2 there
+    squared, _ = relative_metric_terms(auxcell, grid.points, grid.weights, field, floor, 2.0)
+    assert np.abs(squared * floor**2 - overlap).max() < 1e-7 * np.abs(overlap).max()
 
 
-def test_relative_fit_minimises_the_relative_error_and_follows_the_vacuum_tail(lih_slab):
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_relative_fit_minimises_the_relative_error_and_follows_the_vacuum_tail(lih_slab, power):
     overlap_backend = PySCFBackend({**SETTINGS, "metric": "overlap"})
-    relative_backend = PySCFBackend({**SETTINGS, "metric": "relative"})
+    relative_backend = PySCFBackend(
+        {**SETTINGS, "metric": "relative", "relative_metric_power": power}
+    )
     scf = overlap_backend.run_scf(lih_slab)
     weights = density_weights(scf.orbitals)
     fits = {
@@ -74,7 +80,7 @@ def test_relative_fit_minimises_the_relative_error_and_follows_the_vacuum_tail(l
 
     def relative_error(coefficients: np.ndarray) -> float:
         fitted = overlap_backend.evaluate_fitted(lih_slab, coefficients, grid.points)
-        return float(grid.weights @ ((fitted - exact) ** 2 / (np.abs(exact) + floor)))
+        return float(grid.weights @ ((fitted - exact) ** 2 / (np.abs(exact) + floor) ** power))
 
     # the relative fit is the minimum of its objective, evaluated here on the grid directly
     best = relative_error(fits["relative"].coefficients)
@@ -98,8 +104,10 @@ def test_relative_fit_minimises_the_relative_error_and_follows_the_vacuum_tail(l
     assert tail_error(fits["relative"]) < 0.7 * tail_error(fits["overlap"])
 
 
-def test_relative_metric_is_refused_for_molecules_and_a_bad_floor(water):
+def test_relative_metric_is_refused_for_molecules_a_bad_floor_and_a_bad_power(water):
     with pytest.raises(PySCFBackendError, match=r"periodic-only options \[\"metric='relative'\"\]"):
         PySCFBackend({"basis": "sto-3g", "metric": "relative"}).run_scf(water)
     with pytest.raises(ValueError, match="relative_metric_floor"):
         PySCFBackend({**SETTINGS, "relative_metric_floor": 0.0})
+    with pytest.raises(ValueError, match="relative_metric_power"):
+        PySCFBackend({**SETTINGS, "relative_metric_power": 3.0})
