@@ -76,13 +76,18 @@ def make_config(structures: Path, bias: float, args: argparse.Namespace):
     return resolve_config(
         {
             "structures": {"file": str(structures)},
-            "backend": {"name": "pyscf", "options": {**BACKEND, "kpts": args.kpts}},
+            "backend": {"name": "pyscf", "options": backend_options(args)},
             "target": {"name": "ildos", "options": {"bias": bias, "sigma": args.sigma}},
             "descriptor": args.descriptor,
             "model": model_choice(args),
             "training": {"optimizer": "ridge", "ridge_regularizations": REGULARIZATIONS},
         }
     )
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    """PySCF options: :data:`BACKEND` on the ``--kpts`` mesh with ``--metric-power``."""
+    return {**BACKEND, "kpts": args.kpts, "relative_metric_power": args.metric_power}
 
 
 def model_choice(args: argparse.Namespace) -> dict:
@@ -341,6 +346,12 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=4)
     parser.add_argument("--kpts", type=int, nargs=3, default=[4, 2, 1], help="k-point mesh")
     parser.add_argument("--sigma", type=float, default=0.2, help="ILDOS window edge width, eV")
+    parser.add_argument(
+        "--metric-power",
+        type=float,
+        default=2.0,
+        help="p of the relative RI metric 1 / (|field| + floor)^p (1 or 2)",
+    )
     parser.add_argument("--tip-height", type=float, default=3.0, help="angstrom above the top")
     parser.add_argument(
         "--scan-heights",
@@ -377,7 +388,7 @@ def main() -> None:
     results = {
         "layers": args.layers,
         "tip_height_angstrom": args.tip_height,
-        "backend": {**BACKEND, "kpts": args.kpts},
+        "backend": backend_options(args),
         "sigma_eV": args.sigma,
         "descriptor": args.descriptor,
         "model": model_choice(args),

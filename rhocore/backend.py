@@ -24,7 +24,7 @@ from rhocore.basis import BasisLayout
 from rhocore.properties import PropertiesNotAvailableError
 
 #: Metric of an RI fit: the L2 norm of the fit error, its Coulomb energy, or its L2 norm
-#: relative to the local field (error^2 / (abs(field) + floor); vacuum tails count).
+#: relative to the local field (error^2 / (abs(field) + floor)^p; vacuum tails count).
 MetricKind = Literal["overlap", "coulomb", "relative"]
 
 
