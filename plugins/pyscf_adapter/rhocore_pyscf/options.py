@@ -73,7 +73,7 @@ class PySCFOptions(PluginOptions):
             "With metric='relative': the floor added to |field| in the weight of the fit "
             "error, bohr^-3. Below it the fit error counts as an absolute one, so that the "
             "far vacuum, where Gaussians cannot follow an exponential decay, does not "
-            "dominate; keep it below the STM isovalues of interest."
+            "dominate; keep it below the STM isovalues of interest. Refused with other metrics."
         ),
     )
     relative_metric_power: float = Field(
@@ -84,7 +84,8 @@ class PySCFOptions(PluginOptions):
             "With metric='relative': the power p of the weight 1 / (|field| + floor)^p. "
             "1 weighs the squared error by the field's inverse; 2 minimises the squared "
             "relative error, which sets the error of an STM tip height, so low-field "
-            "regions such as the troughs between dimer rows count as much as the peaks."
+            "regions such as the troughs between dimer rows count as much as the peaks. "
+            "Refused with other metrics."
         ),
     )
     constrain_charge: bool = Field(
@@ -188,6 +189,19 @@ class PySCFOptions(PluginOptions):
                 raise ValueError(
                     f"{name} applies only to aux_basis='{EVEN_TEMPERED}', but "
                     f"aux_basis is '{self.aux_basis}'; remove {name}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _weights_only_for_relative_metric(self) -> PySCFOptions:
+        if self.metric == "relative":
+            return self
+        # the default values are stored in every dataset's options and change nothing
+        for name in ("relative_metric_floor", "relative_metric_power"):
+            if getattr(self, name) != type(self).model_fields[name].default:
+                raise ValueError(
+                    f"{name} applies only to metric='relative', but metric is "
+                    f"'{self.metric}'; remove {name} or set metric: relative"
                 )
         return self
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ase
 import numpy as np
 import pytest
-from rhocore_pyscf import PySCFBackend, periodic
+from rhocore_pyscf import PySCFBackend, PySCFOptions, periodic
 from rhocore_pyscf.molecules import PySCFBackendError
 from rhocore_pyscf.relative_metric import relative_metric_terms
 
@@ -107,7 +107,26 @@ def test_relative_fit_minimises_the_relative_error_and_follows_the_vacuum_tail(l
 def test_relative_metric_is_refused_for_molecules_a_bad_floor_and_a_bad_power(water):
     with pytest.raises(PySCFBackendError, match=r"periodic-only options \[\"metric='relative'\"\]"):
         PySCFBackend({"basis": "sto-3g", "metric": "relative"}).run_scf(water)
+    relative = {**SETTINGS, "metric": "relative"}
     with pytest.raises(ValueError, match="relative_metric_floor"):
-        PySCFBackend({**SETTINGS, "relative_metric_floor": 0.0})
+        PySCFBackend({**relative, "relative_metric_floor": 0.0})
     with pytest.raises(ValueError, match="relative_metric_power"):
-        PySCFBackend({**SETTINGS, "relative_metric_power": 3.0})
+        PySCFBackend({**relative, "relative_metric_power": 3.0})
+
+
+@pytest.mark.parametrize(
+    "option", [{"relative_metric_floor": 1e-4}, {"relative_metric_power": 2.0}]
+)
+def test_relative_metric_weights_are_refused_with_another_metric(option):
+    (name,) = option
+    with pytest.raises(ValueError, match=rf"{name} applies only to metric='relative'.*'overlap'"):
+        PySCFOptions(**SETTINGS, **option)
+    assert (
+        getattr(PySCFOptions(**{**SETTINGS, **option, "metric": "relative"}), name) == option[name]
+    )
+
+
+def test_stored_options_of_another_metric_validate_again():
+    # a dataset stores every option, the relative metric's defaults included
+    stored = PySCFOptions(**SETTINGS).model_dump(mode="json")
+    assert PySCFOptions.model_validate(stored).metric == "overlap"
