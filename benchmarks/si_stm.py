@@ -379,10 +379,6 @@ def held_out(
     }
 
 
-def prefixed(prefix: str, values: dict) -> dict:
-    return {prefix + key: value for key, value in values.items()}
-
-
 def image_pair(field, reference, settings: StmSettings, z_top: float) -> dict:
     """Height RMSE (pm) and Pearson r of two fields' constant-current images.
 
