@@ -291,7 +291,8 @@ class ReferenceImages:
             index: field_grid(load_source(dataset, index), settings, self.registry, False)
             for index in indices
         }
-        self.z_tops = {index: topmost_z(Dataset(dataset).atoms(index)) for index in indices}
+        entries = Dataset(dataset)
+        self.z_tops = {index: topmost_z(entries.atoms(index)) for index in indices}
 
     def compare(self, run: Path, structures: Path) -> dict:
         """Mean height RMSE, Pearson r and NMAE of the run's model against the references."""
