@@ -15,6 +15,11 @@ EVEN_TEMPERED = "even-tempered"
 DEFAULT_EVEN_TEMPERED_BETA = 2.0
 #: Highest angular momentum ``even_tempered_max_l`` accepts (i functions).
 MAX_AUX_L = 6
+#: Options that act only under one setting, (setting, value) -> option names.
+DEPENDENT_OPTIONS = {
+    ("aux_basis", EVEN_TEMPERED): ("even_tempered_beta", "even_tempered_max_l"),
+    ("metric", "relative"): ("relative_metric_floor", "relative_metric_power"),
+}
 #: GTH pseudopotential of periodic cells when ``pseudo`` is not given.
 DEFAULT_PSEUDO = "gth-pbe"
 
@@ -183,26 +188,19 @@ class PySCFOptions(PluginOptions):
         return value
 
     @model_validator(mode="after")
-    def _tuning_only_for_even_tempered(self) -> PySCFOptions:
-        for name in ("even_tempered_beta", "even_tempered_max_l"):
-            if getattr(self, name) and self.aux_basis != EVEN_TEMPERED:
-                raise ValueError(
-                    f"{name} applies only to aux_basis='{EVEN_TEMPERED}', but "
-                    f"aux_basis is '{self.aux_basis}'; remove {name}"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _weights_only_for_relative_metric(self) -> PySCFOptions:
-        if self.metric == "relative":
-            return self
-        # the default values are stored in every dataset's options and change nothing
-        for name in ("relative_metric_floor", "relative_metric_power"):
-            if getattr(self, name) != type(self).model_fields[name].default:
-                raise ValueError(
-                    f"{name} applies only to metric='relative', but metric is "
-                    f"'{self.metric}'; remove {name} or set metric: relative"
-                )
+    def _dependent_options_only_where_they_apply(self) -> PySCFOptions:
+        # a default value changes nothing and is stored in every dataset's options
+        for (setting, wanted), names in DEPENDENT_OPTIONS.items():
+            actual = getattr(self, setting)
+            if actual == wanted:
+                continue
+            for name in names:
+                default = type(self).model_fields[name].get_default(call_default_factory=True)
+                if getattr(self, name) != default:
+                    raise ValueError(
+                        f"{name} applies only to {setting}='{wanted}', but {setting} is "
+                        f"'{actual}'; remove {name} or set {setting}: {wanted}"
+                    )
         return self
 
     @property
