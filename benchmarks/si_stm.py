@@ -173,6 +173,11 @@ def entry_from_scf(index: int, atoms: ase.Atoms, scf, backend, target) -> Datase
     )
 
 
+def structures_path(args: argparse.Namespace) -> Path:
+    """The slabs of this benchmark, written once from :func:`si100_variants`."""
+    return args.out / "slabs.xyz"
+
+
 def dataset_path(args: argparse.Namespace, bias: float) -> Path:
     folder = args.out / f"bias{bias:+.1f}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -182,7 +187,7 @@ def dataset_path(args: argparse.Namespace, bias: float) -> Path:
 def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
     """Model and held-out image metrics of one bias."""
     out = args.out / f"bias{bias:+.1f}"
-    structures = args.out / "slabs.xyz"
+    structures = structures_path(args)
     dataset = dataset_path(args, bias)
     total = args.n_train + args.n_validation + args.n_test
     # structures whose SCF failed are left out
@@ -233,13 +238,15 @@ def learning_curve(
 
     Same validation and test slabs for every n, so the rows differ only in training data.
     """
-    references = ReferenceImages(dataset, split.test, image_settings(bias, args))
+    references = ReferenceImages(
+        dataset, structures_path(args), split.test, image_settings(bias, args)
+    )
     rows = []
     for size in sorted(set(args.train_sizes)):
         subset = Split(train=split.train[:size], validation=split.validation, test=split.test)
         run = out / f"run-{args.tag}-n{len(subset.train)}"
         train_run(config, dataset, run, split=subset, progress=False)
-        row = {"n_train": len(subset.train), **references.compare(run, args.out / "slabs.xyz")}
+        row = {"n_train": len(subset.train), **references.compare(run)}
         print(f"learning curve {bias:+.1f} V: {row}", flush=True)
         rows.append(row)
     return rows
@@ -256,35 +263,36 @@ def strength_by_images(
     which no STM image at these set points sees. Every strength's held-out images are
     reported too, to show the trade-off; they play no part in the choice.
     """
-    references = ReferenceImages(dataset, split.validation, image_settings(bias, args))
+    settings = image_settings(bias, args)
+    references = ReferenceImages(dataset, structures_path(args), split.validation, settings)
+    runs = {
+        strength: out / f"run-{args.tag}-ridge{strength:g}" for strength in IMAGE_REGULARIZATIONS
+    }
     scores = {}
-    for strength in IMAGE_REGULARIZATIONS:
-        config = make_config(args.out / "slabs.xyz", bias, args, [strength])
-        run = out / f"run-{args.tag}-ridge{strength:g}"
+    for strength, run in runs.items():
         if not (run / "model.pt").exists():
+            config = make_config(structures_path(args), bias, args, [strength])
             train_run(config, dataset, run, split=split, progress=False)
-        scores[strength] = references.compare(run, args.out / "slabs.xyz")
+        scores[strength] = references.compare(run)
         print(f"ridge {strength:g} at {bias:+.1f} V, validation: {scores[strength]}", flush=True)
     score = IMAGE_SCORES[args.select_on]
     best = min(scores, key=lambda strength: score(scores[strength]))
-    held_out_images = ReferenceImages(dataset, split.test, image_settings(bias, args))
+    held_out_images = ReferenceImages(dataset, structures_path(args), split.test, settings)
     selection = {
         "ridge_strength": best,
         "validation_by_strength": {f"{strength:g}": row for strength, row in scores.items()},
         "held_out_by_strength": {
-            f"{strength:g}": held_out_images.compare(
-                out / f"run-{args.tag}-ridge{strength:g}", args.out / "slabs.xyz"
-            )
-            for strength in scores
+            f"{strength:g}": held_out_images.compare(run) for strength, run in runs.items()
         },
     }
-    return out / f"run-{args.tag}-ridge{best:g}", selection
+    return runs[best], selection
 
 
 class ReferenceImages:
     """RI reference fields of some slabs, to compare the images of trained models with."""
 
-    def __init__(self, dataset: Path, indices: list[int], settings: StmSettings):
+    def __init__(self, dataset: Path, structures: Path, indices: list[int], settings: StmSettings):
+        self.structures = structures
         self.settings = settings
         self.registry = get_registry()
         self.fields = {
@@ -294,12 +302,12 @@ class ReferenceImages:
         entries = Dataset(dataset)
         self.z_tops = {index: topmost_z(entries.atoms(index)) for index in indices}
 
-    def compare(self, run: Path, structures: Path) -> dict:
+    def compare(self, run: Path) -> dict:
         """Mean height RMSE, Pearson r and NMAE of the run's model against the references."""
         model = load_model_file(run)
         pairs = []
         for index, reference in self.fields.items():
-            source = load_source(model, structures, frame=index)
+            source = load_source(model, self.structures, frame=index)
             predicted = field_grid(source, self.settings, self.registry, False)
             pairs.append(image_pair(predicted, reference, self.settings, self.z_tops[index]))
         return mean_of(pairs)
@@ -450,7 +458,7 @@ def main() -> None:
     args.descriptor = {**DESCRIPTOR, **args.descriptor}
     args.out.mkdir(parents=True, exist_ok=True)
     total = args.n_train + args.n_validation + args.n_test
-    slabs = args.out / "slabs.xyz"
+    slabs = structures_path(args)
     if not slabs.exists():
         ase.io.write(slabs, si100_variants(total, seed=7, layers=args.layers))
     results = {
