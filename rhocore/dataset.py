@@ -4,9 +4,10 @@ Root attributes hold :class:`DatasetMetadata` (backend, target, basis layout, me
 units), so training and evaluation never need the configuration or the backend that made
 the data. Each structure is the group ``/structures/<index>``, ``index`` being its position
 in the input structure list. :class:`DatasetWriter` adds entries crash-safely: an entry is
-built under ``/tmp/<index>`` and moved into ``/structures`` in one link operation followed
-by a flush, and HDF5 metadata is kept in memory until that flush, so a killed run leaves
-only complete entries; it refuses entries with NaN, infinity or shapes that do not fit the
+built under ``/tmp/<index>``, moved into ``/structures`` and flushed, and only then
+committed in the file's rollback journal (:mod:`rhocore.journal`), so a run killed at any
+moment, even in the middle of HDF5's flush, leaves the file as it was after its last
+complete entry; it refuses entries with NaN, infinity or shapes that do not fit the
 layout. :class:`Dataset` reads lazily, survives pickling into data-loader worker processes
 and checks what it reads, so that a damaged file is a :class:`DatasetError` naming the
 file, the entry and the field. From format 2 on, the metric is stored as atom-pair blocks
@@ -32,6 +33,7 @@ from ase.data import chemical_symbols
 
 from rhocore.backend import OrbitalData, RIFit
 from rhocore.basis import BasisLayout
+from rhocore.journal import FileLockedError, JournaledFile, journal_path, roll_back
 from rhocore.metric_blocks import BlockMetric
 from rhocore.versions import Updater, upgrade
 
@@ -343,6 +345,7 @@ class DatasetWriter:
         self.metadata = metadata
         self.retry_failed = retry_failed
         self._file: h5py.File | None = None
+        self._journal: JournaledFile | None = None
 
     def __enter__(self) -> DatasetWriter:
         self.open()
@@ -356,29 +359,32 @@ class DatasetWriter:
         if not self.path.exists():
             self._create()
         try:
-            handle = h5py.File(self.path, "a", libver=LIBVER)
+            journal = JournaledFile(self.path)
+        except FileLockedError:
+            raise DatasetError(
+                f"{self.path} is open in another process (a running `rhocore generate`, or a "
+                "reader); a dataset takes one writer at a time, and no readers while written"
+            ) from None
+        try:
+            handle = h5py.File(journal, "a", libver=LIBVER)
         except OSError as error:
-            if _is_lock_error(error):
-                raise DatasetError(
-                    f"{self.path} is open for writing in another process (a running `rhocore "
-                    "generate`?); a dataset takes one writer at a time"
-                ) from None
+            journal.close()
             raise DatasetError(
                 f"{self.path} exists but is not an HDF5 file ({error}); use a new output path"
             ) from error
         try:
             with _reading(self.path, "the dataset"):
-                _allow_metadata_writes(handle, False)
                 self._check_existing(handle)
                 if STAGING_GROUP in handle:
                     del handle[STAGING_GROUP]
                 handle.create_group(STAGING_GROUP)
                 handle.flush()
-                _allow_metadata_writes(handle, True)
+                journal.commit()
         except BaseException:
             handle.close()
+            journal.close()
             raise
-        self._file = handle
+        self._file, self._journal = handle, journal
 
     def _create(self) -> None:
         """Write a complete empty dataset next to ``path``, then rename it into place."""
@@ -397,15 +403,17 @@ class DatasetWriter:
 
         A staging group in a file nobody writes thus tells of a writer that was killed.
         """
-        if self._file is not None:
+        if self._file is not None and self._journal is not None:
             handle, self._file = self._file, None
+            journal, self._journal = self._journal, None
             try:
                 if STAGING_GROUP in handle and not len(handle[STAGING_GROUP]):
-                    _allow_metadata_writes(handle, False)
                     del handle[STAGING_GROUP]
-                    handle.flush()
             finally:
-                handle.close()
+                try:
+                    handle.close()
+                finally:
+                    journal.close()
 
     def _check_existing(self, handle: h5py.File) -> None:
         version = _check_format(handle, self.path)
@@ -467,20 +475,18 @@ class DatasetWriter:
                     f"{handle[final].attrs['status']}); entries are never overwritten"
                 )
         staging = f"{STAGING_GROUP}/{name}"
-        _allow_metadata_writes(handle, False)
-        try:
-            if staging in handle:
-                del handle[staging]
-            _write_group(handle.create_group(staging), entry)
-            if entry.fit is not None and self.metadata.layout != entry.fit.layout:
-                self.metadata.layout = _merged_layout(self.metadata.layout, entry, self.path)
-                handle.attrs["basis_layout"] = self.metadata.layout.to_json()
-            if replaces_failed:
-                del handle[final]
-            handle.move(staging, final)
-            handle.flush()
-        finally:
-            _allow_metadata_writes(handle, True)
+        if staging in handle:
+            del handle[staging]
+        _write_group(handle.create_group(staging), entry)
+        if entry.fit is not None and self.metadata.layout != entry.fit.layout:
+            self.metadata.layout = _merged_layout(self.metadata.layout, entry, self.path)
+            handle.attrs["basis_layout"] = self.metadata.layout.to_json()
+        if replaces_failed:
+            del handle[final]
+        handle.move(staging, final)
+        handle.flush()
+        assert self._journal is not None  # set together with self._file
+        self._journal.commit()
 
 
 def is_being_written(path: Path | str) -> bool:
@@ -495,25 +501,24 @@ def is_being_written(path: Path | str) -> bool:
     return False
 
 
+def _finish_killed_write(path: Path) -> None:
+    """Roll back what a killed writer left half-done, so the file reads as at its last entry.
+
+    Nothing happens while a writer is alive (it holds the lock) or when none was killed.
+    """
+    try:
+        roll_back(path)
+    except PermissionError:
+        raise DatasetError(
+            f"{path}: a writer was killed while changing it and left {journal_path(path)}, "
+            "which must be applied before the file can be read, but this process may not "
+            "write the file. Run `rhocore dataset info` on it as its owner."
+        ) from None
+
+
 def _is_lock_error(error: OSError) -> bool:
     """True when HDF5 refused a file because another process holds its lock."""
     return "unable to lock file" in str(error)
-
-
-def _allow_metadata_writes(handle: h5py.File, allowed: bool) -> None:
-    """Let (or forbid) HDF5 write metadata to disk before an explicit flush.
-
-    While an entry is built, its metadata must stay in memory: an eviction from a full
-    metadata cache would write half of it to disk, and a crash at that moment could leave
-    the file unreadable. Between entries, evictions keep the cache small.
-    """
-    config = handle.id.get_mdc_config()
-    config.evictions_enabled = allowed
-    if not allowed:  # HDF5 requires automatic resizing off while evictions are off
-        config.incr_mode = 0  # H5C_incr__off
-        config.flash_incr_mode = 0  # H5C_flash_incr__off
-        config.decr_mode = 0  # H5C_decr__off
-    handle.id.set_mdc_config(config)
 
 
 def _check_entry(entry: DatasetEntry, metadata: DatasetMetadata, path: Path) -> None:
@@ -659,6 +664,7 @@ class Dataset:
     def file(self) -> h5py.File:
         """The open HDF5 file of this process."""
         if self._file is None or self._pid != os.getpid():
+            _finish_killed_write(self.path)
             try:
                 handle = h5py.File(self.path, "r", locking=None if self.locking else False)
             except OSError as error:

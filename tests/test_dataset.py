@@ -132,21 +132,51 @@ def test_leftover_tmp_group_from_a_crash_is_ignored_and_cleaned(tmp_path):
     assert_entries_equal(Dataset(path).entry(1), synthetic_entry(1))
 
 
-def test_entry_metadata_stays_in_memory_until_the_entry_is_complete(tmp_path, monkeypatch):
-    # Without this, a full metadata cache writes half an entry to disk, and a kill at that
-    # moment can leave a file HDF5 cannot read ("bad heap free list").
-    seen = []
-    original = dataset_module._write_group
+_KILL_INSIDE_AN_ENTRY = textwrap.dedent(
+    """
+    import os, signal, sys
+    from rhocore import journal
+    from rhocore.dataset import DatasetWriter
+    from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 
-    def spying_write_group(group, entry):
-        seen.append(group.file.id.get_mdc_config().evictions_enabled)
-        original(group, entry)
+    write = journal.JournaledFile.write
+    calls = 0
+    kill_at = None
 
-    monkeypatch.setattr(dataset_module, "_write_group", spying_write_group)
-    with DatasetWriter(tmp_path / "dataset.h5", synthetic_metadata()) as writer:
-        writer.write(synthetic_entry(0))
-        assert writer.file.id.get_mdc_config().evictions_enabled
-    assert seen == [False]
+    def counting_write(self, data):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return write(self, data)
+
+    journal.JournaledFile.write = counting_write
+    with DatasetWriter(sys.argv[1], synthetic_metadata()) as writer:
+        writer.write(synthetic_entry(0, n_molecules=2))
+        calls = 0
+        writer.write(synthetic_entry(1, n_molecules=2))
+        kill_at, calls = max(1, round(float(sys.argv[2]) * calls)), 0
+        writer.write(synthetic_entry(2, n_molecules=2))  # same size: as many writes
+    """
+)
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.3, 0.6, 0.8, 0.9, 0.95, 1.0])
+def test_writer_killed_inside_an_entry_or_its_flush_leaves_the_previous_entries(tmp_path, fraction):
+    # The last writes of an entry are HDF5's flush of its metadata: killed among them, a
+    # file without the rollback journal is one HDF5 cannot open ("addr overflow").
+    path = tmp_path / "dataset.h5"
+    child = subprocess.run([sys.executable, "-c", _KILL_INSIDE_AN_ENTRY, str(path), str(fraction)])
+    assert child.returncode == -signal.SIGKILL, "the writer was not killed inside entry 2"
+    assert (tmp_path / "dataset.h5.journal").exists()
+    dataset = Dataset(path)
+    assert dataset.indices("all") == [0, 1]
+    for index in (0, 1):
+        assert_entries_equal(dataset.entry(index), synthetic_entry(index, n_molecules=2))
+    dataset.close()
+    assert not (tmp_path / "dataset.h5.journal").exists(), "reading applies the journal"
+    _write(path, synthetic_entry(2, n_molecules=2))
+    assert Dataset(path).indices("all") == [0, 1, 2]
 
 
 _WRITE_FOREVER = textwrap.dedent(
