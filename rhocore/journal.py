@@ -13,13 +13,15 @@ commit. Appends past the committed size need no journal; the roll-back truncates
 
 The writer holds an exclusive ``flock`` on the file while it is open, the lock HDF5's own
 readers and writers take, so no other process reads the file mid-update or rolls back a
-journal whose writer is alive. The journal guards against the process dying at any
-moment (SIGKILL, out-of-memory, a batch system's time limit); it does not ``fsync``, so a
-power failure of the machine is outside what it promises.
+journal whose writer is alive (on file systems without locks, as HDF5 does with
+``HDF5_USE_FILE_LOCKING=FALSE``, that is left to the user). The journal guards against
+the process dying at any moment (SIGKILL, out-of-memory, a batch system's time limit); it
+does not ``fsync``, so a power failure of the machine is outside what it promises.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -161,10 +163,14 @@ class JournaledFile:
 
 
 def _lock(fd: int, path: Path) -> None:
+    """Take the exclusive lock of ``fd``; on file systems without locks, go on without."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise FileLockedError(f"{path} is open in another process") from None
+    except OSError as error:
+        if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+            raise
 
 
 def roll_back(path: Path | str) -> bool:
