@@ -30,13 +30,8 @@ from rhocore.config import resolve_config
 from rhocore.dataset import Dataset, DatasetEntry, DatasetWriter
 from rhocore.modelfile import load_model_file
 from rhocore.plugins import get_registry
-from rhocore.stm import (
-    constant_current,
-    height_rmse_pm,
-    nmae_percent_above,
-    pearson_r,
-    topmost_z,
-)
+from rhocore.stm import nmae_percent_above, topmost_z
+from rhocore.stm_selection import image_comparison
 from rhocore.structures import si100_variants
 from rhocore.workflows.generate import dataset_metadata
 from rhocore.workflows.stm import (
@@ -44,7 +39,6 @@ from rhocore.workflows.stm import (
     StmSettings,
     field_grid,
     load_source,
-    resolve_isovalue,
     stm_images,
 )
 from rhocore.workflows.train import Split, train_run
@@ -309,7 +303,7 @@ class ReferenceImages:
         for index, reference in self.fields.items():
             source = load_source(model, self.structures, frame=index)
             predicted = field_grid(source, self.settings, self.registry, False)
-            pairs.append(image_pair(predicted, reference, self.settings, self.z_tops[index]))
+            pairs.append(image_comparison(predicted, reference, self.settings, self.z_tops[index]))
         return mean_of(pairs)
 
 
@@ -370,14 +364,14 @@ def held_out(
         "pearson_r": result.metrics["pearson_r"],
         **{
             f"{key}_vs_exact": value
-            for key, value in image_pair(predicted, exact, settings, z_top).items()
+            for key, value in image_comparison(predicted, exact, settings, z_top).items()
         },
         **{
             f"ri_floor_{key}": value
-            for key, value in image_pair(reference, exact, settings, z_top).items()
+            for key, value in image_comparison(reference, exact, settings, z_top).items()
         },
         "by_tip_height": {
-            f"{height:g}": image_pair(
+            f"{height:g}": image_comparison(
                 predicted, reference, dataclasses.replace(settings, height=height), z_top
             )
             for height in args.scan_heights
@@ -385,23 +379,6 @@ def held_out(
         "ml_image_seconds": image_seconds,
         "dft_ri_seconds": dft_seconds,
         "speedup": dft_seconds / image_seconds,
-    }
-
-
-def image_pair(field, reference, settings: StmSettings, z_top: float) -> dict:
-    """Height RMSE (pm) and Pearson r of two fields' constant-current images.
-
-    Both at the isovalue of ``reference`` at the set-point height.
-    """
-    isovalue = resolve_isovalue(reference, settings, z_top)
-    heights, reference_heights = (
-        constant_current(field, isovalue),
-        constant_current(reference, isovalue),
-    )
-    return {
-        "height_rmse_pm": height_rmse_pm(heights, reference_heights),
-        "pearson_r": pearson_r(heights, reference_heights),
-        "nmae_percent": nmae_percent_above(field.values, reference.values, field, z_top),
     }
 
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import ase
 import numpy as np
 import torch
 from metatensor.torch import TensorMap
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
 from rhocore import __version__, distributed
@@ -57,6 +58,27 @@ UPDATERS: dict[int, Updater] = {}
 DESCRIPTOR_CHUNK = 64
 
 
+class StmSelectionOptions(PluginOptions):
+    """The validation images that choose the ridge strength (``training.stm_selection``)."""
+
+    height: float = Field(
+        3.0,
+        gt=0,
+        description="Set point of the constant-current images: the reference's mean field "
+        "this far above the topmost atom (angstrom) is the isovalue of both images.",
+    )
+    height_scale_pm: float = Field(
+        10.0,
+        gt=0,
+        description="Tip-height RMSE (pm) that counts as much as nmae_scale_percent of field "
+        "NMAE in the score max(height RMSE / height_scale_pm, NMAE / nmae_scale_percent).",
+    )
+    nmae_scale_percent: float = Field(
+        10.0, gt=0, description="Field NMAE above the topmost atom (%) that counts as one."
+    )
+    spacing: float = Field(0.15, gt=0, description="In-plane grid spacing (angstrom).")
+
+
 class TrainingOptions(PluginOptions):
     """How a model is fitted (the ``training`` section of a configuration)."""
 
@@ -76,7 +98,20 @@ class TrainingOptions(PluginOptions):
         [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4],
         min_length=1,
         description="Ridge strengths tried by optimizer 'ridge' (units of the metric loss "
-        "per squared weight); the one with the lowest validation loss is kept.",
+        "per squared weight); the one with the lowest validation loss (or, with "
+        "ridge_selection 'stm-images', the best validation images) is kept.",
+    )
+    ridge_selection: Literal["loss", "stm-images"] = Field(
+        "loss",
+        description="How optimizer 'ridge' chooses among ridge_regularizations: 'loss', the "
+        "validation metric loss; 'stm-images' (ILDOS targets), constant-current images of "
+        "the validation structures against their RI references, scored as set in "
+        "stm_selection. Use 'stm-images' with the squared relative metric, whose "
+        "validation loss is dominated by the far vacuum that no image sees.",
+    )
+    stm_selection: StmSelectionOptions = Field(
+        default_factory=StmSelectionOptions,
+        description="Images and score of ridge_selection 'stm-images'.",
     )
     epochs: int = Field(300, ge=1, description="Maximum number of passes over the training set.")
     learning_rate: float = Field(
@@ -119,6 +154,22 @@ class TrainingOptions(PluginOptions):
     seed: int = Field(0, description="Seed of parameter initialisation and batch order.")
     device: Literal["cpu"] = Field("cpu", description="Torch device.")
     dtype: Literal["float64"] = Field("float64", description="Floating-point precision.")
+
+    @model_validator(mode="after")
+    def _images_choose_ridge_strengths_only(self) -> TrainingOptions:
+        if self.ridge_selection == "stm-images" and self.optimizer != "ridge":
+            raise ValueError(
+                "training.ridge_selection 'stm-images' chooses among the ridge strengths of "
+                f"optimizer 'ridge', not for optimizer '{self.optimizer}': set "
+                "training.optimizer: ridge, or ridge_selection: loss"
+            )
+        return self
+
+
+class ValidationScore(Protocol):
+    """Scores of a trained model on the validation structures; the lowest "score" wins."""
+
+    def __call__(self, model: Model, descriptor: LambdaSoap) -> dict[str, float]: ...
 
 
 @dataclass
@@ -175,6 +226,7 @@ def train(
     run_dir: Path,
     resume: bool = True,
     progress: bool = True,
+    validation_score: ValidationScore | None = None,
 ) -> TrainingResult:
     """Fit ``model`` to ``train_samples``; checkpoint and log into ``run_dir``.
 
@@ -183,6 +235,8 @@ def train(
     an existing checkpoint of the same model, training continues after its last epoch.
     Losses are means over structures of ``Δ^T S Δ``. Under ``torchrun`` the processes
     share every step (:mod:`rhocore.distributed`) and process 0 alone writes ``run_dir``.
+    ``validation_score`` replaces the validation loss in optimizer 'ridge''s choice of
+    strength (see :class:`ValidationScore`).
     """
     if not train_samples:
         raise ValueError("no training structures: the training set is empty")
@@ -207,7 +261,10 @@ def train(
         model.prepare(training.features)
         path = run_dir / CHECKPOINT_FILE
         if options.optimizer == "ridge":
-            return _ridge(model, descriptor, training, validation, options, path)
+            score = None
+            if validation_score is not None:
+                score = functools.partial(validation_score, descriptor=descriptor)
+            return _ridge(model, descriptor, training, validation, options, path, score)
         return _gradient_training(
             model, descriptor, training, validation, options, path, resume, progress
         )
@@ -475,10 +532,13 @@ def _fit_ridge(
     training: _Prepared,
     validation: _Prepared,
     options: TrainingOptions,
+    score: Callable[[Model], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Closed-form linear fit for each regularisation; the model keeps the best one.
 
-    Returns the training state (history, best epoch/loss/state) of this search.
+    The best has the lowest validation loss, or the lowest ``score(model)["score"]`` when
+    a score is given (its other entries go into the history). Returns the training state
+    (history, best epoch, the loss of the best, its state) of this search.
     """
     from rhocore.models.linear.ridge import RidgeProblem, UnsolvableStrength
 
@@ -495,6 +555,7 @@ def _fit_ridge(
         [_dense(metric) for metric in training.metrics],
     )
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best_loss": float("inf")}
+    best_rank = float("inf")
     for step, regularization in enumerate(options.ridge_regularizations, start=1):
         try:
             problem.apply(regularization)
@@ -504,21 +565,26 @@ def _fit_ridge(
         train_loss = evaluate_loss(model, layout, training, options.batch_size)
         validation_loss = evaluate_loss(model, layout, validation, options.batch_size)
         monitored = train_loss if validation_loss is None else validation_loss
+        scores = {} if score is None else score(model)
         state["history"].append(
             {
                 "epoch": step,
                 "train_loss": train_loss,
                 "validation_loss": validation_loss,
                 "regularization": regularization,
+                **{f"validation_{name}": value for name, value in scores.items()},
             }
         )
         epoch_log.info(
-            "ridge %.1e train_loss %.6e validation_loss %s",
+            "ridge %.1e train_loss %.6e validation_loss %s%s",
             regularization,
             train_loss,
             "n/a" if validation_loss is None else f"{validation_loss:.6e}",
+            "".join(f" {name} {value:.4g}" for name, value in scores.items()),
         )
-        if monitored < state["best_loss"]:
+        rank = scores["score"] if scores else monitored
+        if rank < best_rank:
+            best_rank = rank
             state.update(best_loss=monitored, best_epoch=step)
             state["best_state"] = copy.deepcopy(model.state_dict())
         state["epoch"] = step
@@ -529,9 +595,10 @@ def _fit_ridge(
         )
     model.load_state_dict(state["best_state"])
     log.info(
-        "closed-form linear fit: regularisation %.1e kept (loss %.3e)",
+        "closed-form linear fit: regularisation %.1e kept (loss %.3e%s)",
         options.ridge_regularizations[state["best_epoch"] - 1],
         state["best_loss"],
+        "" if score is None else f", validation score {best_rank:.4g}",
     )
     return state
 
@@ -543,6 +610,7 @@ def _ridge(
     validation: _Prepared,
     options: TrainingOptions,
     path: Path,
+    score: Callable[[Model], dict[str, float]] | None = None,
 ) -> TrainingResult:
     """Train a linear model in closed form (optimizer 'ridge')."""
     if not model.starts_linear():
@@ -550,7 +618,7 @@ def _ridge(
             f"training.optimizer 'ridge' solves the linear model only; train "
             f"'{type(model).name}' with 'adam' or 'lbfgs'"
         )
-    state = _fit_ridge(model, descriptor.layout, training, validation, options)
+    state = _fit_ridge(model, descriptor.layout, training, validation, options, score)
     model.eval()
     save_checkpoint(path, _checkpoint(model, descriptor, options, None, None, state))
     return TrainingResult(

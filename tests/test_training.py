@@ -153,6 +153,44 @@ def test_closed_form_ridge_recovers_exactly_linear_coefficients(samples, tmp_pat
     assert torch.allclose(predicted, reference, atol=1e-4 * reference.abs().max())
 
 
+def test_a_validation_score_overrides_the_loss_in_the_choice_of_ridge_strength(samples, tmp_path):
+    # The loss prefers the weakest strength (exactly linear data); this score, the norm of
+    # the weights, the strongest: the score must decide, the loss only be recorded.
+    descriptor = make_descriptor()
+    model = LinearModel(None, LAYOUT, descriptor.feature_sizes())
+    settings = TrainingOptions(optimizer="ridge", ridge_regularizations=[1e-12, 1e-6, 1.0])
+    seen = []
+
+    def weight_norm(scored, descriptor):
+        assert scored is model and descriptor is not None
+        norm = float(sum(torch.sum(p**2) for p in scored.parameters()))
+        seen.append(norm)
+        return {"score": norm, "weight_norm": norm}
+
+    result = train(
+        model,
+        descriptor,
+        samples[:20],
+        samples[20:],
+        settings,
+        tmp_path,
+        progress=False,
+        validation_score=weight_norm,
+    )
+    assert seen[2] < seen[0] and result.best_epoch == 3
+    assert [row["validation_score"] for row in result.history] == seen
+    assert result.best_loss == result.history[2]["validation_loss"]
+    assert result.history[0]["validation_loss"] < result.best_loss
+
+
+def test_image_selection_of_the_ridge_strength_needs_optimizer_ridge():
+    with pytest.raises(ValueError, match="ridge_selection 'stm-images' chooses among the ridge"):
+        TrainingOptions(optimizer="adam", ridge_selection="stm-images")
+    assert (
+        TrainingOptions(optimizer="ridge", ridge_selection="stm-images").stm_selection.height == 3
+    )
+
+
 def test_ridge_refuses_a_model_it_cannot_solve(samples, tmp_path):
     descriptor = make_descriptor()
     model = NonlinearModel({"heads": 2}, LAYOUT, descriptor.feature_sizes())

@@ -20,6 +20,7 @@ from rhocore.dataset import Dataset
 from rhocore.descriptors import LambdaSoap
 from rhocore.loader import load_samples as read_samples
 from rhocore.modelfile import save_model_file
+from rhocore.stm_selection import StmImageScore
 from rhocore.training import Sample, TrainingOptions, TrainingResult, train
 
 log = logging.getLogger(__name__)
@@ -124,14 +125,19 @@ def train_run(
         len(split.test),
         dataset_path,
     )
+    options = config.training_options
+    score = None
+    if options.ridge_selection == "stm-images":
+        score = StmImageScore(Path(dataset_path), split.validation, options.stm_selection)
     result = train(
         model,
         descriptor,
-        load_samples(dataset, split.train, config.training_options, progress),
-        load_samples(dataset, split.validation, config.training_options, progress),
-        config.training_options,
+        load_samples(dataset, split.train, options, progress),
+        load_samples(dataset, split.validation, options, progress),
+        options,
         run_dir,
         progress=progress,
+        validation_score=score,
     )
     if main:
         save_model_file(

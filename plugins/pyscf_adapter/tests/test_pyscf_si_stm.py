@@ -10,13 +10,16 @@ import json
 import ase.io
 import numpy as np
 import pytest
+import yaml
 from ase.dft.stm import STM
 from click.testing import CliRunner
 
 from rhocore.cli import cli
+from rhocore.config import resolve_config
 from rhocore.fields import BOHR_IN_ANGSTROM
 from rhocore.structures import si100_variants
 from rhocore.testing.workflows import generate_and_train
+from rhocore.workflows.train import train_run
 
 BIAS = -1.5
 
@@ -84,3 +87,90 @@ def test_filled_state_image_shows_the_dimer_rows(workdir):
     heights = np.load(output / "constant-current.npz")["heights"]
     across_rows = np.nanmean(heights, axis=0)  # profile along y, across the rows
     assert np.nanmax(across_rows) - np.nanmin(across_rows) > 0.3  # angstrom corrugation
+
+
+def _cli(*arguments: str) -> None:
+    result = CliRunner().invoke(cli, list(arguments))
+    assert result.exit_code == 0, result.output
+
+
+def test_ridge_strength_chosen_on_validation_images_is_the_best_by_rhocore_stm(workdir):
+    """`ridge_selection: stm-images` scores each strength as `rhocore stm` images its model.
+
+    Each strength is also trained alone and imaged with `rhocore stm` on the validation
+    slab at the reference's isovalue; the scores must agree and the best be the one kept.
+    """
+    validation = json.loads((workdir / "run" / "split.json").read_text())["validation"]
+    assert len(validation) == 1
+    index = str(validation[0])
+    stm_options = ["--bias", str(BIAS), "--mode", "constant-current", "--spacing", "0.2"]
+    _cli(
+        "stm",
+        str(workdir / "data.h5"),
+        index,
+        *stm_options,
+        "--height",
+        "3",
+        "-o",
+        str(workdir / "ref"),
+    )
+    isovalue = float(np.load(workdir / "ref" / "constant-current.npz")["isovalue"])
+    strengths = [1e-8, 1e-3, 1e2]
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    alone = {}
+    for strength in strengths:
+        config["training"] = {"optimizer": "ridge", "ridge_regularizations": [strength]}
+        (workdir / "alone.yaml").write_text(yaml.safe_dump(config))
+        run = workdir / f"alone-{strength}"
+        _cli(
+            "train",
+            str(workdir / "alone.yaml"),
+            "--dataset",
+            str(workdir / "data.h5"),
+            "-o",
+            str(run),
+        )
+        images = workdir / f"images-{strength}"
+        _cli(
+            "stm",
+            str(run),
+            str(workdir / "slabs.xyz"),
+            f"--frame={index}",
+            *stm_options,
+            "--isovalue",
+            str(isovalue),
+            "--reference",
+            str(workdir / "data.h5"),
+            "--index",
+            index,
+            "-o",
+            str(images),
+        )
+        alone[strength] = json.loads((images / "constant-current_metrics.json").read_text())
+
+    config["training"] = {
+        "optimizer": "ridge",
+        "ridge_regularizations": strengths,
+        "ridge_selection": "stm-images",
+        "stm_selection": {"spacing": 0.2},
+    }
+    result = train_run(
+        resolve_config(config, base_dir=workdir, source="test"),
+        workdir / "data.h5",
+        workdir / "run-images",
+        progress=False,
+    )
+    scores = []
+    for row, strength in zip(result.history, strengths, strict=True):
+        metrics = alone[strength]
+        assert row["validation_height_rmse_pm"] == pytest.approx(
+            metrics["height_rmse_pm"], rel=1e-6
+        )
+        assert row["validation_nmae_percent"] == pytest.approx(
+            metrics["nmae_percent_above_surface"], rel=1e-6
+        )
+        scores.append(
+            max(metrics["height_rmse_pm"] / 10, metrics["nmae_percent_above_surface"] / 10)
+        )
+    assert len(set(np.round(scores, 6))) == len(strengths), "the strengths must score apart"
+    assert result.best_epoch == 1 + int(np.argmin(scores))
