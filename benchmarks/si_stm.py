@@ -96,8 +96,14 @@ def make_config(
 
 
 def backend_options(args: argparse.Namespace) -> dict:
-    """PySCF options: :data:`BACKEND` on the ``--kpts`` mesh with ``--metric-power``."""
-    return {**BACKEND, "kpts": args.kpts, "relative_metric_power": args.metric_power}
+    """PySCF options: :data:`BACKEND` on the ``--kpts`` mesh with ``--metric-power`` and
+    ``--metric-floor``."""
+    return {
+        **BACKEND,
+        "kpts": args.kpts,
+        "relative_metric_power": args.metric_power,
+        "relative_metric_floor": args.metric_floor,
+    }
 
 
 def model_choice(args: argparse.Namespace) -> dict:
@@ -397,6 +403,13 @@ def main() -> None:
         type=float,
         default=2.0,
         help="p of the relative RI metric 1 / (|field| + floor)^p (1 or 2)",
+    )
+    parser.add_argument(
+        "--metric-floor",
+        type=float,
+        default=1e-5,
+        help="floor of the relative metric (bohr^-3); data of another floor come from "
+        "benchmarks/si_stm_refit.py",
     )
     parser.add_argument("--tip-height", type=float, default=3.0, help="angstrom above the top")
     parser.add_argument(

@@ -386,9 +386,41 @@ def fit(
             f"shape {scf.orbitals.energies.shape}"
         )
     density = weighted_density_matrices(state.mo_coeff, weights)
-    auxcell = build_auxcell(state.cell, options, formula)
+    return fit_density(state.cell, state.kpts, density, formula, n_electrons, options)
+
+
+def refit(atoms: ase.Atoms, field_state: dict[str, np.ndarray], options: PySCFOptions) -> RIFit:
+    """The RI fit, with ``options``, of a field stored as density matrices (no SCF).
+
+    For trying other fit settings (metric, floor, auxiliary basis) on finished data: the
+    field is the stored one, so only the fit is recomputed. Without a charge constraint
+    only, since the stored state does not carry the electron count of the target.
+    """
+    if options.constrain_charge:
+        raise ValueError(
+            "a refit of stored density matrices cannot constrain the charge: set "
+            "constrain_charge: false"
+        )
+    cell = build_cell(atoms, options, for_scf=False)
+    density = np.asarray(field_state["density_matrix"]) + 1j * np.asarray(
+        field_state.get("density_matrix_imag", 0.0)
+    )
+    kpts = cell.get_abs_kpts(np.asarray(field_state["kpts_scaled"]))
+    return fit_density(cell, kpts, density, atoms.get_chemical_formula(), None, options)
+
+
+def fit_density(
+    cell: pbcgto.Cell,
+    kpts: np.ndarray,
+    density: np.ndarray,
+    formula: str,
+    n_electrons: float | None,
+    options: PySCFOptions,
+) -> RIFit:
+    """RI fit of the periodic field of the density matrices ``density`` (P_k) onto the cell."""
+    auxcell = build_auxcell(cell, options, formula)
     ao_map = aux_ao_map(auxcell)
-    pyscf_metric, pyscf_projections = _metric_terms(state, auxcell, density, options)
+    pyscf_metric, pyscf_projections = _metric_terms(cell, kpts, auxcell, density, options)
     metric = ao_map.to_canonical_matrix(pyscf_metric)
     projected = ao_map.to_canonical(pyscf_projections)
     integrals = ao_map.to_canonical(rifit.basis_integrals(auxcell))
@@ -410,17 +442,21 @@ def fit(
         metric_kind=options.metric,
         layout=ao_map.layout,
         integrals=integrals,
-        field_state=density_field_state(density, state.cell.get_scaled_kpts(state.kpts)),
+        field_state=density_field_state(density, cell.get_scaled_kpts(kpts)),
     )
 
 
 def _metric_terms(
-    state: PeriodicState, auxcell: pbcgto.Cell, density: np.ndarray, options: PySCFOptions
+    cell: pbcgto.Cell,
+    kpts: np.ndarray,
+    auxcell: pbcgto.Cell,
+    density: np.ndarray,
+    options: PySCFOptions,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Metric S and projections w of the fit in PySCF's order, for ``options.metric``."""
     if options.metric == "relative":
-        grid = uniform_grid(state.cell)
-        field = density_on_mesh(state.cell, density, state.kpts)
+        grid = uniform_grid(cell)
+        field = density_on_mesh(cell, density, kpts)
         return relative_metric_terms(
             auxcell,
             grid.points,
@@ -429,7 +465,7 @@ def _metric_terms(
             options.relative_metric_floor,
             options.relative_metric_power,
         )
-    return metric_matrix(auxcell), projections(state.cell, auxcell, density, state.kpts)
+    return metric_matrix(auxcell), projections(cell, auxcell, density, kpts)
 
 
 def density_field_state(density_matrices: np.ndarray, scaled_kpts: np.ndarray) -> dict:

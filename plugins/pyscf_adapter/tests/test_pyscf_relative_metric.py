@@ -130,3 +130,23 @@ def test_stored_options_of_another_metric_validate_again():
     # a dataset stores every option, the relative metric's defaults included
     stored = PySCFOptions(**SETTINGS).model_dump(mode="json")
     assert PySCFOptions.model_validate(stored).metric == "overlap"
+
+
+def test_a_refit_of_stored_density_matrices_is_the_fit_from_the_scf(lih_slab):
+    # Other fit settings on finished data: the field stored by an overlap fit, fitted again
+    # with the relative metric, must be the relative fit of the same SCF.
+    overlap_backend = PySCFBackend({**SETTINGS, "metric": "overlap"})
+    relative_options = {**SETTINGS, "metric": "relative", "relative_metric_power": 2.0}
+    relative_backend = PySCFBackend(relative_options)
+    scf = overlap_backend.run_scf(lih_slab)
+    weights = density_weights(scf.orbitals)
+    stored = overlap_backend.fit(scf, weights)
+    direct = relative_backend.fit(scf, weights)
+    refitted = periodic.refit(lih_slab, stored.field_state, relative_backend.options)
+    scale = np.abs(direct.coefficients).max()
+    assert np.abs(refitted.coefficients - direct.coefficients).max() < 1e-8 * scale
+    assert np.abs(refitted.metric - direct.metric).max() < 1e-10 * np.abs(direct.metric).max()
+    assert refitted.metric_kind == "relative"
+    constrained = PySCFOptions(**{**relative_options, "constrain_charge": True})
+    with pytest.raises(ValueError, match="cannot constrain the charge"):
+        periodic.refit(lih_slab, stored.field_state, constrained)
