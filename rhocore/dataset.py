@@ -409,11 +409,12 @@ class DatasetWriter:
             try:
                 if STAGING_GROUP in handle and not len(handle[STAGING_GROUP]):
                     del handle[STAGING_GROUP]
-            finally:
-                try:
-                    handle.close()
-                finally:
-                    journal.close()
+                handle.close()
+            except BaseException:
+                handle.close()
+                journal.abandon()  # the next opening rolls back to the last entry
+                raise
+            journal.close()
 
     def _check_existing(self, handle: h5py.File) -> None:
         version = _check_format(handle, self.path)

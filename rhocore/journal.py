@@ -148,6 +148,15 @@ class JournaledFile:
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = -1
 
+    def abandon(self) -> None:
+        """Release the file without a commit, after a failed change: the journal stays, and
+        the next writer or reader rolls the file back to the last commit."""
+        if self._fd < 0:
+            return
+        os.close(self._journal)
+        os.close(self._fd)
+        self._fd = -1
+
     def _save(self, start: int, end: int) -> None:
         """Append to the journal each committed page in [start, end) not saved yet."""
         end = min(end, self._committed_size)
