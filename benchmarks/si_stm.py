@@ -81,8 +81,20 @@ def make_config(
     bias: float,
     args: argparse.Namespace,
     regularizations: list[float] = REGULARIZATIONS,
+    selection: str = "loss",
 ):
-    """Validated configuration of one bias on the ``--kpts`` Monkhorst-Pack mesh."""
+    """Validated configuration of one bias on the ``--kpts`` Monkhorst-Pack mesh.
+
+    ``selection`` is ``training.ridge_selection``: ``stm-images`` scores each strength's
+    validation images at ``--tip-height`` like ``--select-on images``.
+    """
+    training = {
+        "optimizer": "ridge",
+        "ridge_regularizations": regularizations,
+        "ridge_selection": selection,
+        "stm_selection": {"height": args.tip_height},
+        "ridge_max_support": args.max_support,
+    }
     return resolve_config(
         {
             "structures": {"file": str(structures)},
@@ -90,7 +102,7 @@ def make_config(
             "target": {"name": "ildos", "options": {"bias": bias, "sigma": args.sigma}},
             "descriptor": args.descriptor,
             "model": model_choice(args),
-            "training": {"optimizer": "ridge", "ridge_regularizations": regularizations},
+            "training": training,
         }
     )
 
@@ -197,7 +209,9 @@ def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
     split = Split(
         train=done[: args.n_train], validation=done[args.n_train : n], test=done[-args.n_test :]
     )
-    if args.select_on in IMAGE_SCORES:
+    if args.select_on == "images" and not args.by_strength:
+        run, selection = strength_by_core_selection(dataset, out, split, bias, args)
+    elif args.select_on in IMAGE_SCORES:
         run, selection = strength_by_images(dataset, out, split, bias, args)
     else:
         run, selection = out / f"run-{args.tag}", {}
@@ -237,19 +251,48 @@ def learning_curve(
     """Held-out image metrics vs RI of models trained on the first n training slabs.
 
     Same validation and test slabs for every n, so the rows differ only in training data.
+    With ``--select-on images`` each n keeps the strength of
+    :data:`IMAGE_REGULARIZATIONS` whose validation images score best, as the full set does.
     """
     references = ReferenceImages(
         dataset, structures_path(args), split.test, image_settings(bias, args)
     )
+    if args.select_on == "images":
+        config = make_config(structures_path(args), bias, args, IMAGE_REGULARIZATIONS, "stm-images")
     rows = []
     for size in sorted(set(args.train_sizes)):
         subset = Split(train=split.train[:size], validation=split.validation, test=split.test)
         run = out / f"run-{args.tag}-n{len(subset.train)}"
-        train_run(config, dataset, run, split=subset, progress=False)
-        row = {"n_train": len(subset.train), **references.compare(run)}
+        trained = train_run(config, dataset, run, split=subset, progress=False)
+        best = next(row for row in trained.history if row["epoch"] == trained.best_epoch)
+        strength = best["regularization"]
+        row = {"n_train": len(subset.train), "ridge_strength": strength}
+        row.update(references.compare(run))
         print(f"learning curve {bias:+.1f} V: {row}", flush=True)
         rows.append(row)
     return rows
+
+
+def strength_by_core_selection(
+    dataset: Path, out: Path, split: Split, bias: float, args: argparse.Namespace
+) -> tuple[Path, dict]:
+    """One ``rhocore train`` run with ``ridge_selection: stm-images`` over
+    :data:`IMAGE_REGULARIZATIONS`: the same choice as :func:`strength_by_images` (one
+    solver setup for every strength), without the held-out images of every strength."""
+    config = make_config(structures_path(args), bias, args, IMAGE_REGULARIZATIONS, "stm-images")
+    run = out / f"run-{args.tag}"
+    trained = train_run(config, dataset, run, split=split, progress=False)
+    prefix = "validation_"
+    validation = {
+        f"{row['regularization']:g}": {
+            key[len(prefix) :]: value
+            for key, value in row.items()
+            if key.startswith(prefix) and key != "validation_loss"
+        }
+        for row in trained.history
+    }
+    best = next(row for row in trained.history if row["epoch"] == trained.best_epoch)
+    return run, {"ridge_strength": best["regularization"], "validation_by_strength": validation}
 
 
 def strength_by_images(
@@ -432,6 +475,18 @@ def main() -> None:
         default="images",
         help="ridge strength: best validation images (the worse of tip height / 10 pm and "
         "NMAE / 10 %%), lowest validation tip-height RMSE, or lowest validation loss",
+    )
+    parser.add_argument(
+        "--by-strength",
+        action="store_true",
+        help="with --select-on images: train one model per strength and report every "
+        "strength's held-out images too (by default one training run chooses)",
+    )
+    parser.add_argument(
+        "--max-support",
+        type=int,
+        help="training.ridge_max_support: most coefficients spanning the ridge solution "
+        "(default: as many as one dense matrix holds, 34 slabs)",
     )
     parser.add_argument("--model", choices=["linear", "kernel"], default="kernel")
     parser.add_argument("--zeta", type=int, default=2, help="power of the kernel model")

@@ -101,6 +101,15 @@ class TrainingOptions(PluginOptions):
         "per squared weight); the one with the lowest validation loss (or, with "
         "ridge_selection 'stm-images', the best validation images) is kept.",
     )
+    ridge_max_support: int | None = Field(
+        None,
+        ge=1,
+        description="Most training coefficients that span the closed-form ridge solution (the "
+        "support; for the 'kernel' model its support atoms). A larger training set keeps its "
+        "first structures up to this many coefficients as the support and fits on every "
+        "structure (subset-of-regressors ridge: N M^2 time, M^2 memory). None: as many as "
+        "one dense matrix holds (23 000).",
+    )
     ridge_selection: Literal["loss", "stm-images"] = Field(
         "loss",
         description="How optimizer 'ridge' chooses among ridge_regularizations: 'loss', the "
@@ -258,7 +267,7 @@ def train(
         cutoff = options.metric_cutoff
         training = _prepare(descriptor, train_samples, "training", progress, cutoff)
         validation = _prepare(descriptor, validation_samples, "validation", progress, cutoff)
-        model.prepare(training.features)
+        model.prepare(training.features[: _support_count(training, options)])
         path = run_dir / CHECKPOINT_FILE
         if options.optimizer == "ridge":
             score = None
@@ -268,6 +277,26 @@ def train(
         return _gradient_training(
             model, descriptor, training, validation, options, path, resume, progress
         )
+
+
+def _support_count(training: _Prepared, options: TrainingOptions) -> int:
+    """How many leading training structures a ``kernel`` model takes its support atoms
+    from: all, unless closed-form ridge needs a smaller support (``ridge_max_support``)."""
+    from rhocore.models.linear.support_ridge import support_structures
+
+    sizes = [len(reference) for reference in training.references]
+    if options.optimizer != "ridge" and not options.ridge_warm_start:
+        return len(sizes)
+    count = support_structures(sizes, options.ridge_max_support)
+    if count < len(sizes):
+        log.info(
+            "closed-form ridge: the first %d of %d training structures (%d coefficients) "
+            "span the solution; every structure enters the fit",
+            count,
+            len(sizes),
+            sum(sizes[:count]),
+        )
+    return count
 
 
 @contextlib.contextmanager
@@ -540,19 +569,21 @@ def _fit_ridge(
     a score is given (its other entries go into the history). Returns the training state
     (history, best epoch, the loss of the best, its state) of this search.
     """
-    from rhocore.models.linear.ridge import RidgeProblem, UnsolvableStrength
+    from rhocore.models.linear.ridge import UnsolvableStrength
+    from rhocore.models.linear.support_ridge import ridge_problem
 
     if not validation.features and len(options.ridge_regularizations) > 1:
         raise ValueError(
             "the closed-form ridge fit chooses its regularisation on validation structures: "
             "set split.validation_fraction > 0 or give one training.ridge_regularizations value"
         )
-    problem = RidgeProblem(
+    problem = ridge_problem(
         model,
         training.features,
         training.numbers,
         [reference.numpy() for reference in training.references],
         [_dense(metric) for metric in training.metrics],
+        options.ridge_max_support,
     )
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best_loss": float("inf")}
     best_rank = float("inf")

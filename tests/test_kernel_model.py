@@ -137,10 +137,3 @@ def test_ridge_skips_a_strength_it_cannot_solve_and_names_it(tmp_path, monkeypat
             tmp_path,
             "none",
         )
-
-
-def test_ridge_refuses_a_dual_problem_too_large_to_hold(tmp_path, monkeypatch):
-    samples = linear_samples(4, seed=10)
-    monkeypatch.setattr(ridge, "MAX_DUAL_SIZE", 10)
-    with pytest.raises(ValueError, match="dense .* matrix; with more than 10 training"):
-        _fit_with(RIDGE, samples, tmp_path, "large")

@@ -103,7 +103,7 @@ class RidgeProblem:
         if size > MAX_DUAL_SIZE:
             raise ValueError(
                 f"closed-form ridge training needs a dense {size}x{size} matrix; with more than "
-                f"{MAX_DUAL_SIZE} training coefficients use training.optimizer 'lbfgs'"
+                f"{MAX_DUAL_SIZE} training coefficients fit on a support (support_ridge)"
             )
         self.groups: dict[Group, list[int]] = defaultdict(list)
         vectors: list[np.ndarray] = []
@@ -120,20 +120,9 @@ class RidgeProblem:
                 self.groups[group].append(len(vectors))
                 vectors.append(vector)
             self.row_targets.extend(row_targets)
-            targets.append(reference - self._baseline(groups))
+            targets.append(reference - baseline_of(model, groups))
         self.vectors = vectors
-        kernel = np.zeros((size, size))
-        factors: dict[tuple[int, int], np.ndarray | None] = {}
-        for (l, z, _), indices in self.groups.items():
-            stacked = np.array([vectors[i] for i in indices])
-            block = stacked @ stacked.T
-            if (l, z) not in factors:
-                factors[(l, z)] = _invariant_factor(_layer(model, l, z))
-            factor = factors[(l, z)]
-            if factor is not None:
-                support = [self.row_targets[i] for i in indices]
-                block *= factor[np.ix_(support, support)]
-            kernel[np.ix_(indices, indices)] = block
+        kernel = dual_kernel(model, self.groups, vectors, self.row_targets)
         self.factors = [np.linalg.cholesky(metric) for metric in metrics]
         self.offsets = np.cumsum([0] + [len(metric) for metric in metrics])
         self._transform_in_place(kernel)
@@ -166,14 +155,6 @@ class RidgeProblem:
             out[start:stop] = (factor.T if transpose else factor) @ matrix[start:stop]
         return out
 
-    def _baseline(self, groups: list[Group]) -> np.ndarray:
-        out = np.zeros(len(groups))
-        for index, (l, z, n) in enumerate(groups):
-            baseline = _layer(self.model, l, z).baseline
-            if baseline is not None:
-                out[index] = float(baseline[n])
-        return out
-
     def _solve(self, regularization: float) -> np.ndarray:
         """g of (L^T K L + r I) g = L^T y."""
         if self.matrix is None:
@@ -196,29 +177,69 @@ class RidgeProblem:
         """Set the model's weights to the ridge solution for ``regularization``."""
         gamma = self._solve(regularization)
         alpha = self._times_factors(gamma[:, None], transpose=False).ravel()
-        weights: dict[tuple[int, int], np.ndarray] = {}
-        biases: dict[tuple[int, int], np.ndarray] = {}
-        projections: dict[tuple[int, int], np.ndarray] = {}
-        for (l, z, n), indices in self.groups.items():
-            layer = _layer(self.model, l, z)
-            if isinstance(layer, KernelLayer):
-                projection = projections.setdefault((l, z), np.zeros(tuple(layer.projection.shape)))
-                stacked = np.array([self.vectors[i] for i in indices])
-                support = [self.row_targets[i] for i in indices]
-                np.add.at(projection[:, :, n], support, alpha[indices, None] * stacked)
-                continue
-            solution = np.array([self.vectors[i] for i in indices]).T @ alpha[indices]
-            in_features = layer.weight.shape[0]
-            weights.setdefault((l, z), np.zeros(tuple(layer.weight.shape)))[:, n] = solution[
-                :in_features
-            ]
-            if layer.bias is not None:
-                biases.setdefault((l, z), np.zeros(tuple(layer.bias.shape)))[n] = solution[-1]
-        with torch.no_grad():
-            for (l, z), projection in projections.items():
-                _layer(self.model, l, z).projection.copy_(torch.from_numpy(projection))
-            for (l, z), weight in weights.items():
-                layer = _layer(self.model, l, z)
-                layer.weight.copy_(torch.from_numpy(weight))
-                if (l, z) in biases:
-                    layer.bias.copy_(torch.from_numpy(biases[(l, z)]))
+        set_dual_weights(self.model, self.groups, self.vectors, self.row_targets, alpha)
+
+
+def dual_kernel(
+    model: Model, groups: dict[Group, list[int]], vectors: list[np.ndarray], row_targets: list[int]
+) -> np.ndarray:
+    """K between the rows of ``groups``: feature products times k(i, M) for kernel layers."""
+    kernel = np.zeros((len(vectors), len(vectors)))
+    factors: dict[tuple[int, int], np.ndarray | None] = {}
+    for (l, z, _), indices in groups.items():
+        stacked = np.array([vectors[i] for i in indices])
+        block = stacked @ stacked.T
+        if (l, z) not in factors:
+            factors[(l, z)] = _invariant_factor(_layer(model, l, z))
+        factor = factors[(l, z)]
+        if factor is not None:
+            support = [row_targets[i] for i in indices]
+            block *= factor[np.ix_(support, support)]
+        kernel[np.ix_(indices, indices)] = block
+    return kernel
+
+
+def baseline_of(model: Model, groups: list[Group]) -> np.ndarray:
+    """The fixed invariant offset of each coefficient (zero outside l = 0)."""
+    out = np.zeros(len(groups))
+    for index, (l, z, n) in enumerate(groups):
+        baseline = _layer(model, l, z).baseline
+        if baseline is not None:
+            out[index] = float(baseline[n])
+    return out
+
+
+def set_dual_weights(
+    model: Model,
+    groups: dict[Group, list[int]],
+    vectors: list[np.ndarray],
+    row_targets: list[int],
+    alpha: np.ndarray,
+) -> None:
+    """Set the model's weights from dual weights ``alpha`` of the rows of ``groups``."""
+    weights: dict[tuple[int, int], np.ndarray] = {}
+    biases: dict[tuple[int, int], np.ndarray] = {}
+    projections: dict[tuple[int, int], np.ndarray] = {}
+    for (l, z, n), indices in groups.items():
+        layer = _layer(model, l, z)
+        stacked = np.array([vectors[i] for i in indices])
+        if isinstance(layer, KernelLayer):
+            projection = projections.setdefault((l, z), np.zeros(tuple(layer.projection.shape)))
+            support = [row_targets[i] for i in indices]
+            np.add.at(projection[:, :, n], support, alpha[indices, None] * stacked)
+            continue
+        solution = stacked.T @ alpha[indices]
+        in_features = layer.weight.shape[0]
+        weights.setdefault((l, z), np.zeros(tuple(layer.weight.shape)))[:, n] = solution[
+            :in_features
+        ]
+        if layer.bias is not None:
+            biases.setdefault((l, z), np.zeros(tuple(layer.bias.shape)))[n] = solution[-1]
+    with torch.no_grad():
+        for (l, z), projection in projections.items():
+            _layer(model, l, z).projection.copy_(torch.from_numpy(projection))
+        for (l, z), weight in weights.items():
+            layer = _layer(model, l, z)
+            layer.weight.copy_(torch.from_numpy(weight))
+            if (l, z) in biases:
+                layer.bias.copy_(torch.from_numpy(biases[(l, z)]))
