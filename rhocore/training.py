@@ -14,6 +14,7 @@ import copy
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -577,6 +578,7 @@ def _fit_ridge(
             "the closed-form ridge fit chooses its regularisation on validation structures: "
             "set split.validation_fraction > 0 or give one training.ridge_regularizations value"
         )
+    began = time.perf_counter()
     problem = ridge_problem(
         model,
         training.features,
@@ -585,6 +587,7 @@ def _fit_ridge(
         [_dense(metric) for metric in training.metrics],
         options.ridge_max_support,
     )
+    log.info("closed-form ridge: problem set up in %.1f s", time.perf_counter() - began)
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best_loss": float("inf")}
     best_rank = float("inf")
     for step, regularization in enumerate(options.ridge_regularizations, start=1):
