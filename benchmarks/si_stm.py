@@ -264,9 +264,7 @@ def learning_curve(
         subset = Split(train=split.train[:size], validation=split.validation, test=split.test)
         run = out / f"run-{args.tag}-n{len(subset.train)}"
         trained = train_run(config, dataset, run, split=subset, progress=False)
-        best = next(row for row in trained.history if row["epoch"] == trained.best_epoch)
-        strength = best["regularization"]
-        row = {"n_train": len(subset.train), "ridge_strength": strength}
+        row = {"n_train": len(subset.train), "ridge_strength": chosen_strength(trained)}
         row.update(references.compare(run))
         print(f"learning curve {bias:+.1f} V: {row}", flush=True)
         rows.append(row)
@@ -291,8 +289,13 @@ def strength_by_core_selection(
         }
         for row in trained.history
     }
+    return run, {"ridge_strength": chosen_strength(trained), "validation_by_strength": validation}
+
+
+def chosen_strength(trained) -> float:
+    """The ridge strength a closed-form training run kept."""
     best = next(row for row in trained.history if row["epoch"] == trained.best_epoch)
-    return run, {"ridge_strength": best["regularization"], "validation_by_strength": validation}
+    return best["regularization"]
 
 
 def strength_by_images(
