@@ -33,6 +33,7 @@ from rhocore.plugins import get_registry
 from rhocore.stm import nmae_percent_above, topmost_z
 from rhocore.stm_selection import image_comparison
 from rhocore.structures import si100_variants
+from rhocore.training import TrainingResult
 from rhocore.workflows.generate import dataset_metadata
 from rhocore.workflows.stm import (
     CONSTANT_CURRENT,
@@ -292,7 +293,7 @@ def strength_by_core_selection(
     return run, {"ridge_strength": chosen_strength(trained), "validation_by_strength": validation}
 
 
-def chosen_strength(trained) -> float:
+def chosen_strength(trained: TrainingResult) -> float:
     """The ridge strength a closed-form training run kept."""
     best = next(row for row in trained.history if row["epoch"] == trained.best_epoch)
     return best["regularization"]
