@@ -136,7 +136,7 @@ def generate_all(configs: dict[float, object], args: argparse.Namespace) -> dict
     timings_path = args.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     first = next(iter(configs.values()))
-    frames = first.read_structures()[: args.n_train + args.n_validation + args.n_test]
+    frames = first.read_structures()[: slab_count(args)]
     backend = first.make_backend()
     targets = {bias: config.make_target() for bias, config in configs.items()}
     species = ase.Atoms(numbers=sorted({int(z) for atoms in frames for z in atoms.numbers}))
@@ -186,6 +186,11 @@ def entry_from_scf(index: int, atoms: ase.Atoms, scf, backend, target) -> Datase
     )
 
 
+def slab_count(args: argparse.Namespace) -> int:
+    """Training, validation and held-out slabs, then the ``--more-training`` ones."""
+    return args.n_train + args.n_validation + args.n_test + args.more_training
+
+
 def structures_path(args: argparse.Namespace) -> Path:
     """The slabs of this benchmark, written once from :func:`si100_variants`."""
     return args.out / "slabs.xyz"
@@ -202,13 +207,18 @@ def run_bias(bias: float, config, args: argparse.Namespace) -> dict:
     out = args.out / f"bias{bias:+.1f}"
     structures = structures_path(args)
     dataset = dataset_path(args, bias)
-    total = args.n_train + args.n_validation + args.n_test
+    base = args.n_train + args.n_validation + args.n_test
     # structures whose SCF failed are left out
-    done = [index for index in Dataset(dataset).indices() if index < total]
+    indices = Dataset(dataset).indices()
+    done = [index for index in indices if index < base]
+    more = [index for index in indices if base <= index < base + args.more_training]
     n = args.n_train + args.n_validation
-    # the held-out slabs are the last ones, so a smaller training set keeps the same test set
+    # the held-out slabs end the first block and --more-training slabs come after it, so a
+    # smaller or larger training set keeps the same validation and test slabs
     split = Split(
-        train=done[: args.n_train], validation=done[args.n_train : n], test=done[-args.n_test :]
+        train=done[: args.n_train] + more,
+        validation=done[args.n_train : n],
+        test=done[n:][-args.n_test :],
     )
     if args.select_on == "images" and not args.by_strength:
         run, selection = strength_by_core_selection(dataset, out, split, bias, args)
@@ -443,6 +453,13 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=34)
     parser.add_argument("--n-validation", type=int, default=6)
     parser.add_argument("--n-test", type=int, default=8)
+    parser.add_argument(
+        "--more-training",
+        type=int,
+        default=0,
+        help="slabs after the held-out ones that join the training set (the validation and "
+        "held-out slabs stay those of the default split)",
+    )
     parser.add_argument("--kpts", type=int, nargs=3, default=[4, 2, 1], help="k-point mesh")
     parser.add_argument("--sigma", type=float, default=0.2, help="ILDOS window edge width, eV")
     parser.add_argument(
@@ -506,10 +523,9 @@ def main() -> None:
     args.tag = args.tag or args.model
     args.descriptor = {**DESCRIPTOR, **args.descriptor}
     args.out.mkdir(parents=True, exist_ok=True)
-    total = args.n_train + args.n_validation + args.n_test
     slabs = structures_path(args)
     if not slabs.exists():
-        ase.io.write(slabs, si100_variants(total, seed=7, layers=args.layers))
+        ase.io.write(slabs, si100_variants(slab_count(args), seed=7, layers=args.layers))
     results = {
         "layers": args.layers,
         "tip_height_angstrom": args.tip_height,
