@@ -105,24 +105,14 @@ class RidgeProblem:
                 f"closed-form ridge training needs a dense {size}x{size} matrix; with more than "
                 f"{MAX_DUAL_SIZE} training coefficients fit on a support (support_ridge)"
             )
-        self.groups: dict[Group, list[int]] = defaultdict(list)
-        vectors: list[np.ndarray] = []
-        self.row_targets: list[int] = []
-        targets = []
-        support_offsets: dict[int, int] = defaultdict(int)
-        for structure_features, structure_numbers, reference in zip(
-            features, numbers, references, strict=True
-        ):
-            groups, rows, row_targets = _rows(
-                model, structure_features, structure_numbers, support_offsets
-            )
-            for group, vector in zip(groups, rows, strict=True):
-                self.groups[group].append(len(vectors))
-                vectors.append(vector)
-            self.row_targets.extend(row_targets)
-            targets.append(reference - baseline_of(model, groups))
-        self.vectors = vectors
-        kernel = dual_kernel(model, self.groups, vectors, self.row_targets)
+        self.groups, self.vectors, self.row_targets, structure_groups = dual_rows(
+            model, features, numbers
+        )
+        targets = [
+            reference - baseline_of(model, groups)
+            for reference, groups in zip(references, structure_groups, strict=True)
+        ]
+        kernel = dual_kernel(model, self.groups, self.vectors, self.row_targets)
         self.factors = [np.linalg.cholesky(metric) for metric in metrics]
         self.offsets = np.cumsum([0] + [len(metric) for metric in metrics])
         self._transform_in_place(kernel)
@@ -178,6 +168,29 @@ class RidgeProblem:
         gamma = self._solve(regularization)
         alpha = self._times_factors(gamma[:, None], transpose=False).ravel()
         set_dual_weights(self.model, self.groups, self.vectors, self.row_targets, alpha)
+
+
+def dual_rows(
+    model: Model, features: list[TensorMap], numbers: list[np.ndarray]
+) -> tuple[dict[Group, list[int]], list[np.ndarray], list[int], list[list[Group]]]:
+    """Every coefficient of the structures as a dual row: the rows of each (l, Z, n) group,
+    each row's feature vector and support atom (see :func:`_rows`), and each structure's
+    groups in coefficient order."""
+    groups: dict[Group, list[int]] = defaultdict(list)
+    vectors: list[np.ndarray] = []
+    row_targets: list[int] = []
+    structure_groups = []
+    support_offsets: dict[int, int] = defaultdict(int)
+    for structure_features, structure_numbers in zip(features, numbers, strict=True):
+        structure, rows, targets = _rows(
+            model, structure_features, structure_numbers, support_offsets
+        )
+        for group, vector in zip(structure, rows, strict=True):
+            groups[group].append(len(vectors))
+            vectors.append(vector)
+        row_targets.extend(targets)
+        structure_groups.append(structure)
+    return groups, vectors, row_targets, structure_groups
 
 
 def dual_kernel(

@@ -35,6 +35,7 @@ from rhocore.models.linear.ridge import (
     _rows,
     baseline_of,
     dual_kernel,
+    dual_rows,
     set_dual_weights,
 )
 
@@ -86,20 +87,9 @@ class SupportRidgeProblem:
         support: int,
     ):
         self.model = model
-        self.groups: dict[Group, list[int]] = defaultdict(list)
-        self.vectors: list[np.ndarray] = []
-        self.row_targets: list[int] = []
-        support_offsets: dict[int, int] = defaultdict(int)
-        for structure_features, structure_numbers in zip(
-            features[:support], numbers[:support], strict=True
-        ):
-            groups, rows, row_targets = _rows(
-                model, structure_features, structure_numbers, support_offsets
-            )
-            for group, vector in zip(groups, rows, strict=True):
-                self.groups[group].append(len(self.vectors))
-                self.vectors.append(vector)
-            self.row_targets.extend(row_targets)
+        self.groups, self.vectors, self.row_targets, _ = dual_rows(
+            model, features[:support], numbers[:support]
+        )
         size = len(self.vectors)
         self.stacked = {
             group: np.array([self.vectors[i] for i in indices])
