@@ -2,9 +2,9 @@
 
 Both runs are real `rhocore generate` processes on the PySCF backend (small distorted
 waters, one lone H atom that fails on purpose). The killed run is stopped once the file
-holds at least one entry while others remain; the resumed file must then hold every
-entry of the uninterrupted run, bit for bit: every array and attribute of every entry,
-none twice, none partial.
+holds two entries (so the first is committed) while others remain; the resumed file must
+hold every entry of the uninterrupted run, bit for bit: every array and attribute of
+every entry, none twice, none partial.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import ase.io
 import h5py
 import yaml
 
+from rhocore.dataset import Dataset
 from rhocore.structures import distorted_waters
 from rhocore.testing.datasets import assert_same_file_contents, file_contents
 from rhocore.workflows.dataset_check import check_dataset
@@ -57,7 +58,12 @@ def stored_entries(path: Path) -> int:
 
 
 def kill_once_written(command: list[str], cwd: Path, output: Path, timeout: float = 60) -> int:
-    """Start ``command``; SIGKILL its process group once ``output`` holds an entry."""
+    """Start ``command``; SIGKILL its process group once ``output`` holds two entries.
+
+    An entry in the file is kept only once the writer's journal has committed it, just
+    after its flush; the writer commits the first before it starts the second. Returns the
+    entries kept: those in the file once a reader has rolled back the killed write.
+    """
     process = subprocess.Popen(
         command,
         cwd=cwd,
@@ -68,7 +74,7 @@ def kill_once_written(command: list[str], cwd: Path, output: Path, timeout: floa
     )
     try:
         deadline = time.monotonic() + timeout
-        while stored_entries(output) == 0:
+        while stored_entries(output) < 2:
             assert process.poll() is None, "generate ended before the kill"
             assert time.monotonic() < deadline, "generate wrote no entry in time"
             time.sleep(0.01)
@@ -76,6 +82,7 @@ def kill_once_written(command: list[str], cwd: Path, output: Path, timeout: floa
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
+    Dataset(output)  # opening it rolls back what the kill left uncommitted
     return stored_entries(output)
 
 
