@@ -41,9 +41,14 @@ def test_the_whole_training_set_as_support_gives_the_full_dual_solution(model_cl
         assert np.allclose(got, want, rtol=1e-6, atol=1e-8 * np.abs(want).max())
 
 
-def test_a_smaller_support_minimises_the_subset_of_regressors_loss(tmp_path):
+@pytest.mark.parametrize("column_block", [2048, 7])
+def test_a_smaller_support_minimises_the_subset_of_regressors_loss(
+    tmp_path, monkeypatch, column_block
+):
     """Against the loss written out from the model's own predictions: column j of K_NM is
-    the change of every training prediction when dual weight j alone is one."""
+    the change of every training prediction when dual weight j alone is one. The normal
+    matrix is built in one block of columns and in several."""
+    monkeypatch.setattr(support_ridge, "COLUMN_BLOCK", column_block)
     descriptor = make_descriptor()
     samples = linear_samples(10, seed=23)
     strength, support = 1e-3, 3
