@@ -263,13 +263,13 @@ def learning_curve(
 
     Same validation and test slabs for every n, so the rows differ only in training data.
     With ``--select-on images`` each n keeps the strength of
-    :data:`IMAGE_REGULARIZATIONS` whose validation images score best, as the full set does.
+    ``--strengths`` whose validation images score best, as the full set does.
     """
     references = ReferenceImages(
         dataset, structures_path(args), split.test, image_settings(bias, args)
     )
     if args.select_on == "images":
-        config = make_config(structures_path(args), bias, args, IMAGE_REGULARIZATIONS, "stm-images")
+        config = make_config(structures_path(args), bias, args, args.strengths, "stm-images")
     rows = []
     for size in sorted(set(args.train_sizes)):
         subset = Split(train=split.train[:size], validation=split.validation, test=split.test)
@@ -286,9 +286,9 @@ def strength_by_core_selection(
     dataset: Path, out: Path, split: Split, bias: float, args: argparse.Namespace
 ) -> tuple[Path, dict]:
     """One ``rhocore train`` run with ``ridge_selection: stm-images`` over
-    :data:`IMAGE_REGULARIZATIONS`: the same choice as :func:`strength_by_images` (one
+    ``--strengths``: the same choice as :func:`strength_by_images` (one
     solver setup for every strength), without the held-out images of every strength."""
-    config = make_config(structures_path(args), bias, args, IMAGE_REGULARIZATIONS, "stm-images")
+    config = make_config(structures_path(args), bias, args, args.strengths, "stm-images")
     run = out / f"run-{args.tag}"
     trained = train_run(config, dataset, run, split=split, progress=False)
     prefix = "validation_"
@@ -314,7 +314,7 @@ def strength_by_images(
 ) -> tuple[Path, dict]:
     """The run of the ridge strength whose validation images score best (:data:`IMAGE_SCORES`).
 
-    One model per strength of :data:`IMAGE_REGULARIZATIONS`; a rerun with the same ``--tag``
+    One model per strength of ``--strengths``; a rerun with the same ``--tag``
     reuses the models already trained. The metric loss of the validation slabs is not used:
     with the power-2 metric it is dominated by the far vacuum below the metric's floor,
     which no STM image at these set points sees. Every strength's held-out images are
@@ -322,9 +322,7 @@ def strength_by_images(
     """
     settings = image_settings(bias, args)
     references = ReferenceImages(dataset, structures_path(args), split.validation, settings)
-    runs = {
-        strength: out / f"run-{args.tag}-ridge{strength:g}" for strength in IMAGE_REGULARIZATIONS
-    }
+    runs = {strength: out / f"run-{args.tag}-ridge{strength:g}" for strength in args.strengths}
     scores = {}
     for strength, run in runs.items():
         if not (run / "model.pt").exists():
@@ -502,6 +500,13 @@ def main() -> None:
         action="store_true",
         help="with --select-on images: train one model per strength and report every "
         "strength's held-out images too (by default one training run chooses)",
+    )
+    parser.add_argument(
+        "--strengths",
+        type=float,
+        nargs="+",
+        default=IMAGE_REGULARIZATIONS,
+        help="ridge strengths that --select-on images chooses from in one training run",
     )
     parser.add_argument(
         "--max-support",
