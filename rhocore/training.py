@@ -108,8 +108,9 @@ class TrainingOptions(PluginOptions):
         description="Most training coefficients that span the closed-form ridge solution (the "
         "support; for the 'kernel' model its support atoms). A larger training set keeps its "
         "first structures up to this many coefficients as the support and fits on every "
-        "structure (subset-of-regressors ridge: N M^2 time, M^2 memory). None: as many as "
-        "one dense matrix holds (23 000).",
+        "structure (subset-of-regressors ridge: N M^2 time, 3 M^2 memory). None: as many as "
+        "one dense matrix holds (23 000; near that size run with OPENBLAS_NUM_THREADS=1, "
+        "the bundled OpenBLAS crashed in its threaded factorisation at 22 576).",
     )
     ridge_selection: Literal["loss", "stm-images"] = Field(
         "loss",
