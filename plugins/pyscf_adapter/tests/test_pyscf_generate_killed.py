@@ -82,8 +82,21 @@ def kill_once_written(command: list[str], cwd: Path, output: Path, timeout: floa
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
-    Dataset(output)  # opening it rolls back what the kill left uncommitted
+    wait_for_group_exit(process.pid)  # a child still holding the file keeps its lock
+    Dataset(output).indices()  # reading rolls back what the kill left uncommitted
     return stored_entries(output)
+
+
+def wait_for_group_exit(group: int, timeout: float = 30) -> None:
+    """Wait until every process of the killed process group has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, f"process group {group} still alive"
+        time.sleep(0.05)
 
 
 def test_killed_generate_resumes_to_the_uninterrupted_dataset(tmp_path):
