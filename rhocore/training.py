@@ -109,8 +109,7 @@ class TrainingOptions(PluginOptions):
         "support; for the 'kernel' model its support atoms). A larger training set keeps its "
         "first structures up to this many coefficients as the support and fits on every "
         "structure (subset-of-regressors ridge: N M^2 time, 3 M^2 memory). None: as many as "
-        "one dense matrix holds (23 000; near that size run with OPENBLAS_NUM_THREADS=1, "
-        "the bundled OpenBLAS crashed in its threaded factorisation at 22 576).",
+        "one dense matrix holds (23 000: the solver holds three such matrices, 12.7 GB).",
     )
     ridge_selection: Literal["loss", "stm-images"] = Field(
         "loss",

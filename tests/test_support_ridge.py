@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 
 from rhocore.models.kernel import KernelModel
-from rhocore.models.linear import LinearModel, support_ridge
+from rhocore.models.linear import LinearModel, dense, support_ridge
 from rhocore.models.linear.ridge import RidgeProblem, set_dual_weights
 from rhocore.models.linear.support_ridge import SupportRidgeProblem
 from rhocore.tensormaps import split_structures
@@ -48,7 +48,7 @@ def test_a_smaller_support_minimises_the_subset_of_regressors_loss(
     """Against the loss written out from the model's own predictions: column j of K_NM is
     the change of every training prediction when dual weight j alone is one. The normal
     matrix is built in one block of columns and in several."""
-    monkeypatch.setattr(support_ridge, "COLUMN_BLOCK", column_block)
+    monkeypatch.setattr(dense, "COLUMN_BLOCK", column_block)
     descriptor = make_descriptor()
     samples = linear_samples(10, seed=23)
     strength, support = 1e-3, 3

@@ -27,6 +27,7 @@ from metatensor.torch import TensorMap
 from rhocore.models.base import Model
 from rhocore.models.kernel.model import KernelLayer
 from rhocore.models.layers import EquivariantLinear, key_selection
+from rhocore.models.linear.dense import cholesky_in_place, cholesky_solve
 
 #: The largest dense dual problem: 23 000² doubles are 4.2 GB. Above 4 GiB per matrix
 #: the OpenBLAS 0.3.31 that the pinned numpy and scipy bundle crashes (segmentation
@@ -153,15 +154,13 @@ class RidgeProblem:
             )
         shifted = self.matrix.copy()
         shifted[np.diag_indices_from(shifted)] += regularization
-        try:
-            factor = scipy.linalg.cho_factor(shifted, lower=True, overwrite_a=True)
-        except np.linalg.LinAlgError as error:
+        if not cholesky_in_place(shifted):
             raise UnsolvableStrength(
                 f"ridge strength {regularization:g} is too weak for {len(shifted)} training "
                 "coefficients: the regularised kernel is not positive definite in floating "
                 "point; give training.ridge_regularizations larger values"
-            ) from error
-        return scipy.linalg.cho_solve(factor, self.right_side)
+            )
+        return cholesky_solve(shifted, self.right_side)
 
     def apply(self, regularization: float) -> None:
         """Set the model's weights to the ridge solution for ``regularization``."""

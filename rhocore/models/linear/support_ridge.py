@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import scipy.linalg
 from metatensor.torch import TensorMap
 
 from rhocore.models.base import Model
 from rhocore.models.kernel.model import KernelLayer
 from rhocore.models.layers import key_selection
+from rhocore.models.linear.dense import add_gram_lower, cholesky_in_place, cholesky_solve
 from rhocore.models.linear.ridge import (
     MAX_DUAL_SIZE,
     Group,
@@ -40,8 +40,6 @@ from rhocore.models.linear.ridge import (
 
 #: Rows of L^T K_sM stacked before each rank update of the normal matrix (~1.5 GB at 23 000).
 BATCH_ROWS = 8000
-#: Columns of the normal matrix per product (23 000 x 2048 doubles: 0.4 GB).
-COLUMN_BLOCK = 2048
 #: Relative diagonal added to K_MM: repeated support rows make it singular.
 JITTER = 1e-10
 
@@ -112,18 +110,10 @@ class SupportRidgeProblem:
             self.right_side += weighted.T @ (factor.T @ (reference - baseline_of(model, groups)))
             batch.append(weighted)
             if sum(len(rows) for rows in batch) >= BATCH_ROWS:
-                self._add_outer(batch)
+                add_gram_lower(self.normal, np.concatenate(batch))
                 batch = []
         if batch:
-            self._add_outer(batch)
-
-    def _add_outer(self, batch: list[np.ndarray]) -> None:
-        """normal += G^T G of the stacked rows G (lower triangle), a block of columns at a
-        time: one product with a 4 GB output crashed the bundled OpenBLAS (23 000²)."""
-        stacked = np.concatenate(batch)
-        for start in range(0, stacked.shape[1], COLUMN_BLOCK):
-            stop = min(start + COLUMN_BLOCK, stacked.shape[1])
-            self.normal[start:, start:stop] += stacked[:, start:].T @ stacked[:, start:stop]
+            add_gram_lower(self.normal, np.concatenate(batch))
 
     def _cross_kernel(
         self, features: TensorMap, numbers: np.ndarray
@@ -155,13 +145,11 @@ class SupportRidgeProblem:
         """Set the model's weights to the ridge solution for ``regularization``."""
         shifted = regularization * self.support_kernel
         shifted += self.normal
-        try:
-            factor = scipy.linalg.cho_factor(shifted, lower=True, overwrite_a=True)
-        except np.linalg.LinAlgError as error:
+        if not cholesky_in_place(shifted):
             raise UnsolvableStrength(
                 f"ridge strength {regularization:g} is too weak for a support of "
                 f"{len(shifted)} coefficients: the normal matrix is not positive definite in "
                 "floating point; give training.ridge_regularizations larger values"
-            ) from error
-        alpha = scipy.linalg.cho_solve(factor, self.right_side)
+            )
+        alpha = cholesky_solve(shifted, self.right_side)
         set_dual_weights(self.model, self.groups, self.vectors, self.row_targets, alpha)
