@@ -1,10 +1,10 @@
 """Dense symmetric linear algebra of the closed-form ridge, on PyTorch's LAPACK (MKL).
 
-The OpenBLAS that the pinned numpy and scipy bundle crashed (segmentation fault) with two
-threads in products and Cholesky factorisations of matrices near 4 GiB (22 576² doubles),
-so runs needed ``OPENBLAS_NUM_THREADS=1``. PyTorch's MKL factorised 24 000² with two
-threads, in place and about 1.8x faster (docs/benchmarks.rst). Each function works on
-numpy arrays in place, through tensors that share their memory.
+The OpenBLAS 0.3.30 bundled with scipy crashed (segmentation fault) in its two-thread
+Cholesky factorisation from 16 000² on (22 576² in the ridge), so runs needed
+``OPENBLAS_NUM_THREADS=1``. PyTorch's MKL factorised 24 000² with two threads, in place,
+and 1.2-1.5x faster than scipy's two threads below that size (benchmarks/ridge_cholesky.py).
+Each function works on numpy arrays in place, through tensors that share their memory.
 """
 
 from __future__ import annotations
