@@ -30,8 +30,9 @@ from rhocore.models.layers import EquivariantLinear, key_selection
 from rhocore.models.linear.dense import cholesky_in_place, cholesky_solve
 
 #: The largest dense dual problem: 23 000² doubles are 4.2 GB. Above 4 GiB per matrix
-#: the OpenBLAS 0.3.31 that the pinned numpy and scipy bundle crashes (segmentation
-#: fault) in its multithreaded matrix products, measured with 2 threads on 29 200².
+#: the OpenBLAS 0.3.31 that the pinned numpy bundles crashes (segmentation fault) in its
+#: multithreaded matrix products, measured with 2 threads on 29 200²; the factorisations
+#: run on PyTorch's LAPACK instead (:mod:`rhocore.models.linear.dense`).
 MAX_DUAL_SIZE = 23000
 #: Up to this many training coefficients one eigendecomposition serves every strength.
 EIGH_MAX_SIZE = 12000
