@@ -112,7 +112,14 @@ class KernelLayer(torch.nn.Module):
 
     def similarity(self, invariants: torch.Tensor) -> torch.Tensor:
         """k(i, M) of raw invariant features (samples, 1, q0) to the support atoms."""
-        centred = centred_invariants(invariants, self.centre)
+        return self._to_support(centred_invariants(invariants, self.centre))
+
+    def support_similarity(self) -> torch.Tensor:
+        """k(M, M') between the support atoms (the closed-form ridge's kernel)."""
+        return self._to_support(self.support)
+
+    def _to_support(self, centred: torch.Tensor) -> torch.Tensor:
+        """The polynomial kernel of centred invariants to the (centred) support."""
         return (0.5 * (1.0 + centred @ self.support.T)) ** (self.zeta - 1)
 
     def forward(self, values: torch.Tensor, invariants: torch.Tensor) -> torch.Tensor:

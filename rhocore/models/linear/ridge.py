@@ -44,7 +44,7 @@ class UnsolvableStrength(ValueError):
     """A ridge strength too weak for a Cholesky factorisation of the regularised kernel."""
 
 
-def _rows(
+def structure_rows(
     model: Model, features: TensorMap, numbers: np.ndarray, support_offsets: dict[int, int]
 ) -> tuple[list[Group], list[np.ndarray], list[int]]:
     """Per coefficient of one structure: its (l, Z, n) group, feature vector and target.
@@ -67,7 +67,7 @@ def _rows(
         support_offsets[z] += len(atoms)
     groups, vectors, targets = [], [], []
     for atom, z, l, n, m in layout.function_table(numbers):
-        layer = _layer(model, l, z)
+        layer = layer_of(model, l, z)
         vector = blocks[(l, z)][atom][m + l]
         if layer.bias is not None:
             vector = np.append(vector, 1.0)
@@ -77,7 +77,8 @@ def _rows(
     return groups, vectors, targets
 
 
-def _layer(model: Model, l: int, z: int) -> EquivariantLinear | KernelLayer:
+def layer_of(model: Model, l: int, z: int) -> EquivariantLinear | KernelLayer:
+    """The layer that predicts the (l, Z) block."""
     return model.layers[f"{l}_{z}"]
 
 
@@ -85,8 +86,7 @@ def _invariant_factor(layer: EquivariantLinear | KernelLayer) -> np.ndarray | No
     """k(M, M') between the support atoms of a kernel layer; None for a linear one."""
     if not isinstance(layer, KernelLayer):
         return None
-    support = layer.support.detach().numpy()
-    return (0.5 * (1.0 + support @ support.T)) ** (layer.zeta - 1)
+    return layer.support_similarity().detach().numpy()
 
 
 class RidgeProblem:
@@ -174,7 +174,7 @@ def dual_rows(
     model: Model, features: list[TensorMap], numbers: list[np.ndarray]
 ) -> tuple[dict[Group, list[int]], list[np.ndarray], list[int], list[list[Group]]]:
     """Every coefficient of the structures as a dual row: the rows of each (l, Z, n) group,
-    each row's feature vector and support atom (see :func:`_rows`), and each structure's
+    each row's feature vector and support atom (see :func:`structure_rows`), and each structure's
     groups in coefficient order."""
     groups: dict[Group, list[int]] = defaultdict(list)
     vectors: list[np.ndarray] = []
@@ -182,7 +182,7 @@ def dual_rows(
     structure_groups = []
     support_offsets: dict[int, int] = defaultdict(int)
     for structure_features, structure_numbers in zip(features, numbers, strict=True):
-        structure, rows, targets = _rows(
+        structure, rows, targets = structure_rows(
             model, structure_features, structure_numbers, support_offsets
         )
         for group, vector in zip(structure, rows, strict=True):
@@ -203,7 +203,7 @@ def dual_kernel(
         stacked = np.array([vectors[i] for i in indices])
         block = stacked @ stacked.T
         if (l, z) not in factors:
-            factors[(l, z)] = _invariant_factor(_layer(model, l, z))
+            factors[(l, z)] = _invariant_factor(layer_of(model, l, z))
         factor = factors[(l, z)]
         if factor is not None:
             support = [row_targets[i] for i in indices]
@@ -216,7 +216,7 @@ def baseline_of(model: Model, groups: list[Group]) -> np.ndarray:
     """The fixed invariant offset of each coefficient (zero outside l = 0)."""
     out = np.zeros(len(groups))
     for index, (l, z, n) in enumerate(groups):
-        baseline = _layer(model, l, z).baseline
+        baseline = layer_of(model, l, z).baseline
         if baseline is not None:
             out[index] = float(baseline[n])
     return out
@@ -234,7 +234,7 @@ def set_dual_weights(
     biases: dict[tuple[int, int], np.ndarray] = {}
     projections: dict[tuple[int, int], np.ndarray] = {}
     for (l, z, n), indices in groups.items():
-        layer = _layer(model, l, z)
+        layer = layer_of(model, l, z)
         stacked = np.array([vectors[i] for i in indices])
         if isinstance(layer, KernelLayer):
             projection = projections.setdefault((l, z), np.zeros(tuple(layer.projection.shape)))
@@ -250,9 +250,9 @@ def set_dual_weights(
             biases.setdefault((l, z), np.zeros(tuple(layer.bias.shape)))[n] = solution[-1]
     with torch.no_grad():
         for (l, z), projection in projections.items():
-            _layer(model, l, z).projection.copy_(torch.from_numpy(projection))
+            layer_of(model, l, z).projection.copy_(torch.from_numpy(projection))
         for (l, z), weight in weights.items():
-            layer = _layer(model, l, z)
+            layer = layer_of(model, l, z)
             layer.weight.copy_(torch.from_numpy(weight))
             if (l, z) in biases:
                 layer.bias.copy_(torch.from_numpy(biases[(l, z)]))

@@ -30,12 +30,12 @@ from rhocore.models.linear.ridge import (
     Group,
     RidgeProblem,
     UnsolvableStrength,
-    _layer,
-    _rows,
     baseline_of,
     dual_kernel,
     dual_rows,
+    layer_of,
     set_dual_weights,
+    structure_rows,
 )
 
 #: Rows of L^T K_sM stacked before each rank update of the normal matrix (~1.5 GB at 23 000).
@@ -119,7 +119,7 @@ class SupportRidgeProblem:
         self, features: TensorMap, numbers: np.ndarray
     ) -> tuple[np.ndarray, list[Group]]:
         """K_sM between one structure's coefficients and the support's, and their groups."""
-        groups, vectors, atoms = _rows(self.model, features, numbers, defaultdict(int))
+        groups, vectors, atoms = structure_rows(self.model, features, numbers, defaultdict(int))
         cross = np.zeros((len(vectors), len(self.vectors)))
         rows_of: dict[Group, list[int]] = defaultdict(list)
         for row, group in enumerate(groups):
@@ -131,7 +131,7 @@ class SupportRidgeProblem:
                 continue
             l, z, _ = group
             block = np.array([vectors[row] for row in rows]) @ self.stacked[group].T
-            layer = _layer(self.model, l, z)
+            layer = layer_of(self.model, l, z)
             if isinstance(layer, KernelLayer):
                 if (l, z) not in similarities:
                     invariants = features.block(key_selection(0, int(z))).values
