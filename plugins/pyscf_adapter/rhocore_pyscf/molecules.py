@@ -28,7 +28,7 @@ def build_mol(atoms: ase.Atoms, options: PySCFOptions, *, for_scf: bool = True) 
             f"structure {formula} is periodic (pbc={list(atoms.pbc)}); the pyscf backend "
             "handles molecules only. Set pbc=False for a cluster, or use a periodic backend."
         )
-    charge, spin = (options.charge, options.spin) if for_scf else (0, None)
+    charge, spin = (structure_charge(atoms, options), options.spin) if for_scf else (0, None)
     try:
         return gto.M(
             atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True)),
@@ -51,6 +51,17 @@ def build_mol(atoms: ase.Atoms, options: PySCFOptions, *, for_scf: bool = True) 
             f"spin={spin} ({reason}). Check the backend options 'charge' and 'spin' (2S, the "
             "number of unpaired electrons)."
         ) from None
+
+
+def structure_charge(atoms: ase.Atoms, options: PySCFOptions) -> int:
+    """The net charge of ``atoms``: its own ``info['charge']`` if set, else the option's."""
+    charge = atoms.info.get("charge", options.charge)
+    if float(charge) != int(charge):
+        raise PySCFBackendError(
+            f"structure {atoms.get_chemical_formula()}: info['charge'] = {charge} is not an "
+            "integer number of elementary charges"
+        )
+    return int(charge)
 
 
 def build_auxmol(mol: gto.Mole, options: PySCFOptions, formula: str) -> gto.Mole:

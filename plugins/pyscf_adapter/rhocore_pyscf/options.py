@@ -19,6 +19,7 @@ MAX_AUX_L = 6
 DEPENDENT_OPTIONS = {
     ("aux_basis", EVEN_TEMPERED): ("even_tempered_beta", "even_tempered_max_l"),
     ("metric", "relative"): ("relative_metric_floor", "relative_metric_power"),
+    ("density_fit", True): ("density_fit_basis",),
 }
 #: GTH pseudopotential of periodic cells when ``pseudo`` is not given.
 DEFAULT_PSEUDO = "gth-pbe"
@@ -100,7 +101,13 @@ class PySCFOptions(PluginOptions):
             "the s-function integrals) when the electron count is given to the fit."
         ),
     )
-    charge: int = Field(0, description="Net charge of the molecule, elementary charges.")
+    charge: int = Field(
+        0,
+        description=(
+            "Net charge of the molecule, elementary charges. A structure whose "
+            "atoms.info['charge'] is set (an extxyz 'charge=' field) keeps its own."
+        ),
+    )
     spin: int = Field(0, ge=0, description="2S: number of unpaired electrons.")
     unrestricted: bool | None = Field(
         None,
@@ -120,6 +127,21 @@ class PySCFOptions(PluginOptions):
         ),
     )
     max_cycle: int = Field(100, ge=1, description="Maximum number of SCF iterations.")
+    density_fit: bool = Field(
+        False,
+        description=(
+            "Molecules only: density-fitted Coulomb (and exact exchange) in the SCF, PySCF's "
+            "mf.density_fit(). Several times faster for tens of atoms; the converged "
+            "density differs from plain SCF far below the RI floor of the fit."
+        ),
+    )
+    density_fit_basis: str | None = Field(
+        None,
+        description=(
+            "With density_fit: the JK-fitting basis of the SCF, a PySCF basis name; None "
+            "means PySCF's choice for the orbital basis (def2-universal-jkfit for def2 sets)."
+        ),
+    )
     pseudo: str | None = Field(
         None,
         description=(

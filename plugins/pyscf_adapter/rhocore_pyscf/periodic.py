@@ -113,6 +113,8 @@ def check_periodic_options(atoms: ase.Atoms, options: PySCFOptions) -> None:
         problems.append(
             f"kpts {list(options.kpts)} samples the non-periodic axes {sampled}; use 1 there"
         )
+    if options.density_fit:
+        problems.append("density_fit applies to molecules only; remove it for periodic cells")
     if np.prod(options.kpts) > 1 and (options.charge or options.spin):
         problems.append(
             "a k-point grid needs a neutral closed-shell setting (PySCF counts charge and "

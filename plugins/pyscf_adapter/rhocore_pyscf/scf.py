@@ -13,6 +13,8 @@ from rhocore_pyscf.options import PySCFOptions
 def run_kohn_sham(mol: gto.Mole, options: PySCFOptions) -> dft.rks.KohnShamDFT:
     """A finished RKS (ROKS when spin > 0) or UKS calculation; may be unconverged."""
     solver = dft.UKS(mol) if options.is_unrestricted else dft.RKS(mol)
+    if options.density_fit:
+        solver = solver.density_fit(auxbasis=options.density_fit_basis)
     solver.xc = options.xc
     solver.conv_tol = options.conv_tol
     solver.max_cycle = options.max_cycle
