@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from rhocore_aims.importer import import_folders
 
-from rhocore.config import resolve_config
-from rhocore.dataset import Dataset
-from rhocore.fields import metric_error_percent
-from rhocore.modelfile import load_model_file
+from rhocore.data.dataset import Dataset
+from rhocore.fields.grids import metric_error_percent
+from rhocore.models.file import load_model_file
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.train import Split, train_run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -2,7 +2,7 @@
 
 The same synthetic entries (distorted waters with a dense SPD metric) are written twice,
 one after the other, repeated ``--repeats`` times with the best time of each counting:
-through :class:`rhocore.dataset.DatasetWriter` (HDF5 on the journaled file object, a
+through :class:`rhocore.data.dataset.DatasetWriter` (HDF5 on the journaled file object, a
 commit after each entry) and, as the reference, with the same entry layout into a file
 HDF5 opens itself, flushed after each entry (the writer's cost before the journal, which
 was not safe against a kill inside the flush). The file sizes must agree.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import h5py
 
-from rhocore.dataset import (
+from rhocore.data.dataset import (
     LIBVER,
     STRUCTURES_GROUP,
     DatasetEntry,

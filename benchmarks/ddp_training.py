@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from rhocore.dataset import DatasetWriter
+from rhocore.data.dataset import DatasetWriter
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 
 

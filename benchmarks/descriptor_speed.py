@@ -21,12 +21,12 @@ import torch
 from featomic.torch import systems_to_torch
 from featomic.torch.clebsch_gordan import EquivariantPowerSpectrum
 
-from rhocore.basis import BasisLayout
-from rhocore.descriptors import DescriptorOptions, LambdaSoap
+from rhocore.data.generators import distorted_waters
+from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.tensormaps import key_labels
 from rhocore.models.linear import LinearModel
 from rhocore.models.nonlinear import NonlinearModel
-from rhocore.structures import distorted_waters
-from rhocore.tensormaps import key_labels
+from rhocore.qc.basis import BasisLayout
 from rhocore.testing.models import random_waters
 
 LAYOUT = BasisLayout({8: (10, 8, 4, 2, 1), 1: (2, 2, 2)})

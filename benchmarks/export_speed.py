@@ -22,11 +22,11 @@ import torch
 from metatomic.torch import ModelOutput
 from metatomic_ase import MetatomicCalculator
 
-from rhocore.basis import BasisLayout
-from rhocore.descriptors import DescriptorOptions, LambdaSoap
-from rhocore.modelfile import load_model_file, save_model_file
+from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.tensormaps import tensormap_to_coefficients
+from rhocore.models.file import load_model_file, save_model_file
 from rhocore.models.linear import LinearModel
-from rhocore.tensormaps import tensormap_to_coefficients
+from rhocore.qc.basis import BasisLayout
 from rhocore.testing.datasets import synthetic_metadata
 from rhocore.testing.models import random_waters
 from rhocore.workflows.export import export_model

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import ase.io
 
-from rhocore.config import resolve_config
-from rhocore.dataset import Dataset
-from rhocore.executor import usable_cores
-from rhocore.structures import distorted_waters
+from rhocore.data.dataset import Dataset
+from rhocore.data.generators import distorted_waters
+from rhocore.parallel.executor import usable_cores
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.generate import generate
 
 EXECUTORS = {

@@ -5,7 +5,7 @@ without overlaps) of 1 to 1000 molecules (3 to 3000 atoms). For each size a fres
 process builds the descriptor (cutoff 4 angstrom, max_radial 8, max_angular 6, as in
 ``benchmarks/water.py``) and TorchScript ``linear`` and ``nonlinear`` models with random
 weights on the basis layout of def2-universal-jkfit for H and O (from the PySCF backend),
-warms up once and times ``repeats`` predictions (``rhocore.training.predict``: features
+warms up once and times ``repeats`` predictions (``rhocore.training.trainer.predict``: features
 in pieces of 64 atoms per species, model, flat coefficient vector), and the features
 alone (``median_ms.descriptor``). Reported per model: the
 median (and least) wall time and the median process CPU time (all threads) per atom;
@@ -41,7 +41,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
-from rhocore.structures import distorted_waters
+from rhocore.data.generators import distorted_waters
 
 DESCRIPTOR = {"cutoff": 4.0, "max_radial": 8, "max_angular": 6, "density_width": 0.5}
 SCF_OPTIONS = {"xc": "pbe", "basis": "def2-svp", "aux_basis": "def2-universal-jkfit"}
@@ -114,10 +114,10 @@ def worker(args: argparse.Namespace) -> dict:
     """Time the prediction of one structure by every model in this (fresh) process."""
     import torch
 
-    from rhocore import training
-    from rhocore.basis import BasisLayout
-    from rhocore.descriptors import DescriptorOptions, LambdaSoap
-    from rhocore.plugins import get_registry
+    from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+    from rhocore.plugins.registry import get_registry
+    from rhocore.qc.basis import BasisLayout
+    from rhocore.training import trainer as training
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

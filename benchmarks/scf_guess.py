@@ -35,9 +35,9 @@ import numpy as np
 from pyscf import dft, gto
 from rhocore_pyscf import initial_guess
 
-from rhocore.config import resolve_config
-from rhocore.modelfile import load_model_file
-from rhocore.structures import distorted_waters
+from rhocore.data.generators import distorted_waters
+from rhocore.models.file import load_model_file
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.evaluate import evaluate
 from rhocore.workflows.generate import generate
 from rhocore.workflows.train import Split, train_run

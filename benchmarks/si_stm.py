@@ -26,14 +26,14 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from rhocore.config import resolve_config
-from rhocore.dataset import Dataset, DatasetEntry, DatasetWriter
-from rhocore.modelfile import load_model_file
-from rhocore.plugins import get_registry
-from rhocore.stm import nmae_percent_above, topmost_z
-from rhocore.stm_selection import image_comparison
-from rhocore.structures import si100_variants
-from rhocore.training import TrainingResult
+from rhocore.data.dataset import Dataset, DatasetEntry, DatasetWriter
+from rhocore.data.generators import si100_variants
+from rhocore.models.file import load_model_file
+from rhocore.plugins.registry import get_registry
+from rhocore.stm.images import nmae_percent_above, topmost_z
+from rhocore.stm.selection import image_comparison
+from rhocore.training.trainer import TrainingResult
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.generate import dataset_metadata
 from rhocore.workflows.stm import (
     CONSTANT_CURRENT,

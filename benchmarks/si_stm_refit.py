@@ -25,7 +25,7 @@ from rhocore_pyscf import periodic
 from rhocore_pyscf.options import PySCFOptions
 from tqdm.auto import tqdm
 
-from rhocore.dataset import Dataset, DatasetEntry, DatasetWriter
+from rhocore.data.dataset import Dataset, DatasetEntry, DatasetWriter
 
 
 def bias_folder(root: Path, bias: float) -> Path:

@@ -3,9 +3,9 @@
 Water clusters of 63 to 1002 atoms (liquid density, random orientations) get the overlap
 metric of a real auxiliary basis from PySCF (by default PySCF's even-tempered basis
 generated from STO-3G: 50 functions on O, 5 on H) and synthetic coefficients; each is
-written to a dataset through :class:`rhocore.dataset.DatasetWriter`. Then, for every
+written to a dataset through :class:`rhocore.data.dataset.DatasetWriter`. Then, for every
 cluster and each way of holding the metric, a fresh Python process reads the structure
-and runs one Adam step of the linear model through :func:`rhocore.training.train`
+and runs one Adam step of the linear model through :func:`rhocore.training.trainer.train`
 (descriptors, metric to torch, forward, loss, backward, step, checkpoint):
 
 * ``dense``: the dense S, as rhocore trained before (``Dataset.overlap``);
@@ -90,8 +90,8 @@ def canonical_overlap(atoms: ase.Atoms, basis: str, aux_basis: str):
 
 def write_datasets(args: argparse.Namespace, folder: Path) -> list[dict]:
     """One dataset file per cluster size; returns what each holds."""
-    from rhocore.backend import RIFit
-    from rhocore.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
+    from rhocore.data.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
+    from rhocore.qc.backend import RIFit
 
     written = []
     for molecules in args.molecules:
@@ -146,8 +146,8 @@ def peak_rss_mib() -> float:
 
 def warm_up(dataset, descriptor, model, options, mode: str) -> None:
     """One step on the first water alone, so that lazily loaded code is not counted."""
-    from rhocore.metric_blocks import BlockMetric
-    from rhocore.training import Sample, train
+    from rhocore.qc.metric import BlockMetric
+    from rhocore.training.trainer import Sample, train
 
     layout = dataset.metadata.layout
     atoms = dataset.atoms(0)[:3]
@@ -162,11 +162,11 @@ def warm_up(dataset, descriptor, model, options, mode: str) -> None:
 
 def child(path: str, mode: str, cutoff: float) -> dict:
     """One training step on the single structure of ``path``; peak memory in MiB."""
-    from rhocore.dataset import Dataset
-    from rhocore.descriptors import DescriptorOptions, LambdaSoap
-    from rhocore.loader import load_samples
+    from rhocore.data.dataset import Dataset
+    from rhocore.data.loader import load_samples
+    from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
     from rhocore.models.linear import LinearModel
-    from rhocore.training import Sample, TrainingOptions, train
+    from rhocore.training.trainer import Sample, TrainingOptions, train
 
     dataset = Dataset(path)
     layout = dataset.metadata.layout
@@ -211,7 +211,7 @@ def exponent(atoms: list[int], memory: list[float]) -> float:
 
 
 def main() -> None:
-    from rhocore.dataset import Dataset
+    from rhocore.data.dataset import Dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--molecules", type=int, nargs="+", default=[21, 42, 84, 167, 334])

@@ -23,11 +23,11 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from rhocore.config import resolve_config
-from rhocore.dataset import Dataset
-from rhocore.modelfile import load_model_file
-from rhocore.plots import learning_curve_plot
-from rhocore.training import invariant_means
+from rhocore.data.dataset import Dataset
+from rhocore.fields.plots import learning_curve_plot
+from rhocore.models.file import load_model_file
+from rhocore.training.trainer import invariant_means
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.evaluate import backend_for_dataset
 from rhocore.workflows.generate import generate
 from rhocore.workflows.train import Split, load_samples, train_run

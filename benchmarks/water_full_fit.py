@@ -15,7 +15,7 @@ from pathlib import Path
 
 from water import make_config, test_metrics
 
-from rhocore.config import resolve_config
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.train import Split, train_run
 
 

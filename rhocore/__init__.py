@@ -1,9 +1,9 @@
 """rhocore: learn electronic-structure fields of molecules and materials from structure."""
 
-from rhocore.backend import IntegrationGrid, OrbitalData, QCBackend, RIFit, SCFResult
-from rhocore.basis import BasisLayout
-from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
-from rhocore.target import Target
+from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.qc.backend import IntegrationGrid, OrbitalData, QCBackend, RIFit, SCFResult
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.target import Target
 
 __version__ = "0.1.0"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from rhocore.plugins import KINDS, PluginError, get_plugin_manager, get_registry
+from rhocore.plugins.registry import KINDS, PluginError, get_plugin_manager, get_registry
 
 
 class UserFacingGroup(click.Group):
@@ -23,10 +23,10 @@ class UserFacingGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context):
-        from rhocore.backend import BackendSetupError
-        from rhocore.config import ConfigError
-        from rhocore.executor import ExecutorError
-        from rhocore.properties import PropertiesNotAvailableError
+        from rhocore.parallel.executor import ExecutorError
+        from rhocore.qc.backend import BackendSetupError
+        from rhocore.qc.properties import PropertiesNotAvailableError
+        from rhocore.workflows.config import ConfigError
 
         try:
             return super().invoke(ctx)
@@ -73,11 +73,11 @@ def schema(kind: str, name: str | None) -> None:
     """Print the JSON schema of a plugin's options (or of the descriptor/training section,
     or of an executor kind: local, address, slurm, pbs, serial)."""
     if kind == "descriptor":
-        from rhocore.descriptors import DescriptorOptions as options_cls
+        from rhocore.descriptors.features import DescriptorOptions as options_cls
     elif kind == "training":
-        from rhocore.training import TrainingOptions as options_cls
+        from rhocore.training.trainer import TrainingOptions as options_cls
     elif kind == "executor":
-        from rhocore.executor import EXECUTOR_KINDS
+        from rhocore.parallel.executor import EXECUTOR_KINDS
 
         if (name or "local") not in EXECUTOR_KINDS:
             raise click.UsageError(f"executor kinds: {', '.join(EXECUTOR_KINDS)}")
@@ -105,7 +105,7 @@ def generate(config: Path, output: Path) -> None:
     The structures are computed where CONFIG's executor section says: a local Dask
     cluster by default, an existing scheduler, or SLURM/PBS jobs.
     """
-    from rhocore.config import load_config
+    from rhocore.workflows.config import load_config
     from rhocore.workflows.generate import generate as run
 
     summary = run(load_config(config), output)
@@ -184,8 +184,8 @@ def merge(output: Path, inputs: tuple[Path, ...], renumber: bool) -> None:
 )
 def train(config: Path, dataset: Path, run_dir: Path) -> None:
     """Train a model on DATASET with the model/training sections of CONFIG."""
-    from rhocore import distributed
-    from rhocore.config import load_config
+    from rhocore.training import distributed
+    from rhocore.workflows.config import load_config
     from rhocore.workflows.train import train_run
 
     with distributed.session():  # under torchrun: all processes train, process 0 reports
@@ -239,7 +239,7 @@ def evaluate(
     properties: str | None,
 ) -> None:
     """Compare MODEL's predictions with the references in DATASET."""
-    from rhocore.modelfile import load_model_file
+    from rhocore.models.file import load_model_file
     from rhocore.workflows.evaluate import evaluate as run
     from rhocore.workflows.evaluate import write_report
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import click
 import torch
 
-from rhocore import distributed
 from rhocore.cli import cli
+from rhocore.training import distributed
 
 WRITE_EVENTS = {"os.mkdir", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree"}
 

@@ -9,8 +9,8 @@ import ase
 import numpy as np
 import pytest
 
-from rhocore.backend import RIFit
-from rhocore.basis import BasisLayout
+from rhocore.qc.backend import RIFit
+from rhocore.qc.basis import BasisLayout
 from rhocore.testing.backends import check_fit
 
 LAYOUT = BasisLayout({1: (2, 1)})

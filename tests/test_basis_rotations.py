@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.integrate import lebedev_rule
 
-from rhocore.basis import BasisLayout
-from rhocore.rotations import (
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.rotations import (
     random_rotation,
     real_spherical_harmonics,
     rotate_coefficients,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rhocore.clebsch_gordan import SelfProduct, coupled_pairs, real_cg_coefficients
+from rhocore.descriptors.clebsch_gordan import SelfProduct, coupled_pairs, real_cg_coefficients
 
 MAX_ANGULAR, MAX_RADIAL, TYPES = 3, 2, [1, 8]
 

@@ -7,10 +7,10 @@ import types
 import pytest
 import yaml
 
-from rhocore.backend import PluginOptions
-from rhocore.config import ConfigError, load_config, resolve_config
-from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
-from rhocore.target import Target
+from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.target import Target
+from rhocore.workflows.config import ConfigError, load_config, resolve_config
 
 
 class SigmaTarget(Target):
@@ -105,8 +105,8 @@ def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rhocore.descriptors import DescriptorOptions  # noqa: E402
-from rhocore.training import TrainingOptions  # noqa: E402
+from rhocore.descriptors.features import DescriptorOptions  # noqa: E402
+from rhocore.training.trainer import TrainingOptions  # noqa: E402
 
 INSTALLED = get_registry()
 SCALARS = (

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-import rhocore.dataset as dataset_module
-from rhocore.dataset import (
+import rhocore.data.dataset as dataset_module
+from rhocore.data.dataset import (
     FORMAT_VERSION,
     Dataset,
     DatasetError,
@@ -135,8 +135,8 @@ def test_leftover_tmp_group_from_a_crash_is_ignored_and_cleaned(tmp_path):
 _KILL_INSIDE_AN_ENTRY = textwrap.dedent(
     """
     import os, signal, sys
-    from rhocore import journal
-    from rhocore.dataset import DatasetWriter
+    from rhocore.data import journal
+    from rhocore.data.dataset import DatasetWriter
     from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 
     write = journal.JournaledFile.write
@@ -182,7 +182,7 @@ def test_writer_killed_inside_an_entry_or_its_flush_leaves_the_previous_entries(
 _WRITE_FOREVER = textwrap.dedent(
     """
     import sys
-    from rhocore.dataset import DatasetWriter
+    from rhocore.data.dataset import DatasetWriter
     from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 
     with DatasetWriter(sys.argv[1], synthetic_metadata()) as writer:

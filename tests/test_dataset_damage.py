@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rhocore.dataset import Dataset, DatasetError, DatasetWriter
+from rhocore.data.dataset import Dataset, DatasetError, DatasetWriter
 from rhocore.testing.datasets import failed_entry, synthetic_entry, synthetic_metadata
 from rhocore.workflows.dataset_check import check_dataset
 from rhocore.workflows.dataset_info import dataset_info

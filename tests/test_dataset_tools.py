@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from rhocore.cli import cli
-from rhocore.dataset import Dataset, DatasetError, DatasetWriter
+from rhocore.data.dataset import Dataset, DatasetError, DatasetWriter
 from rhocore.testing.datasets import (
     assert_entries_equal,
     failed_entry,
@@ -81,7 +81,7 @@ def test_info_counts_entries_elements_and_coefficients(small):
 _WRITER = textwrap.dedent(
     """
     import sys, time
-    from rhocore.dataset import DatasetWriter
+    from rhocore.data.dataset import DatasetWriter
     from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 
     with DatasetWriter(sys.argv[1], synthetic_metadata()) as writer:

@@ -11,10 +11,10 @@ import pytest
 import torch
 from featomic.clebsch_gordan import EquivariantPowerSpectrum
 
-from rhocore.basis import BasisLayout
-from rhocore.descriptors import DescriptorOptions, LambdaSoap
-from rhocore.rotations import random_rotation, wigner_d_real
-from rhocore.tensormaps import join_samples, key_labels
+from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.tensormaps import join_samples, key_labels
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.rotations import random_rotation, wigner_d_real
 from rhocore.testing.models import random_waters
 
 LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
@@ -184,9 +184,9 @@ def test_values_equal_featomics_own_clebsch_gordan_product(normalize):
 
 def test_slabs_periodic_in_two_directions_get_their_periodic_environments():
     """featomic takes all-or-nothing periodicity; a slab must equal a 3D cell with vacuum."""
-    from rhocore.basis import BasisLayout
-    from rhocore.descriptors import DescriptorOptions, LambdaSoap
-    from rhocore.structures import si100_2x1_slab
+    from rhocore.data.generators import si100_2x1_slab
+    from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+    from rhocore.qc.basis import BasisLayout
 
     slab = si100_2x1_slab(layers=4, vacuum=3.0)  # less vacuum than the cutoff
     layout = BasisLayout({1: (2, 1), 14: (3, 2, 1)})

@@ -16,12 +16,12 @@ import torch.distributed as dist
 import yaml
 from click.testing import CliRunner
 
-from rhocore import distributed
 from rhocore.cli import cli
-from rhocore.dataset import Dataset, DatasetWriter
-from rhocore.plugins import get_registry
+from rhocore.data.dataset import Dataset, DatasetWriter
+from rhocore.plugins.registry import get_registry
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
-from rhocore.training import load_checkpoint, load_model, predict
+from rhocore.training import distributed
+from rhocore.training.trainer import load_checkpoint, load_model, predict
 
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 REPOSITORY = Path(__file__).parents[1]

@@ -17,13 +17,13 @@ import h5py
 import numpy as np
 import pytest
 
-from rhocore.config import resolve_config
-from rhocore.dataset import Dataset
-from rhocore.modelfile import load_model_file
-from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
-from rhocore.structures import distorted_waters
-from rhocore.target import Target
+from rhocore.data.dataset import Dataset
+from rhocore.data.generators import distorted_waters
+from rhocore.models.file import load_model_file
+from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.qc.target import Target
 from rhocore.testing.backends import check_backend
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.evaluate import evaluate
 from rhocore.workflows.generate import generate
 from rhocore.workflows.predict import predict

@@ -20,13 +20,13 @@ from metatomic.torch import ModelEvaluationOptions, ModelOutput, System, load_at
 from vesin.metatomic import neighbor_lists_for_model
 
 from rhocore.cli import cli
-from rhocore.modelfile import ModelFile, load_model_file, save_model_file
+from rhocore.descriptors.tensormaps import tensormap_to_coefficients
+from rhocore.models.file import ModelFile, load_model_file, save_model_file
 from rhocore.models.linear import LinearModel
 from rhocore.models.nonlinear import NonlinearModel
-from rhocore.tensormaps import tensormap_to_coefficients
 from rhocore.testing.datasets import synthetic_metadata
 from rhocore.testing.models import random_waters
-from rhocore.training import TrainingOptions, train
+from rhocore.training.trainer import TrainingOptions, train
 from rhocore.workflows.export import export_model
 from tests.training_data import DESCRIPTOR_OPTIONS, LAYOUT, linear_samples, make_descriptor
 

@@ -28,18 +28,18 @@ import yaml
 from pydantic import Field
 
 from rhocore import BasisLayout, OrbitalData, QCBackend, RIFit, SCFResult, Target
-from rhocore.backend import PluginOptions
-from rhocore.config import ConfigError, resolve_config
-from rhocore.executor import (
+from rhocore.data.generators import distorted_waters
+from rhocore.parallel.executor import (
     THREAD_VARIABLES,
     ExecutorError,
     JobqueueExecutor,
     dask_client,
     jobqueue_cluster,
 )
-from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
-from rhocore.structures import distorted_waters
+from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.qc.backend import PluginOptions
 from rhocore.testing.datasets import assert_same_file_contents, file_contents
+from rhocore.workflows.config import ConfigError, resolve_config
 from rhocore.workflows.generate import generate
 
 

@@ -10,13 +10,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from rhocore.journal import PAGE_SIZE, FileLockedError, JournaledFile, journal_path, roll_back
+from rhocore.data.journal import PAGE_SIZE, FileLockedError, JournaledFile, journal_path, roll_back
 
 _WRITER = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    from rhocore.journal import PAGE_SIZE, JournaledFile
+    from rhocore.data.journal import PAGE_SIZE, JournaledFile
 
     path, seed, commits = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rng = np.random.default_rng(seed)
@@ -93,7 +93,7 @@ def test_a_clean_close_leaves_the_writes_and_no_journal(tmp_path):
 _HOLD_OPEN = textwrap.dedent(
     """
     import sys
-    from rhocore.journal import JournaledFile
+    from rhocore.data.journal import JournaledFile
     journaled = JournaledFile(sys.argv[1])
     print("open", flush=True)
     sys.stdin.read()

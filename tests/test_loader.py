@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from training_data import LAYOUT, linear_samples, make_descriptor
 
-from rhocore.batching import AtomBatchSampler
-from rhocore.dataset import DatasetWriter
-from rhocore.loader import StructureData, load_samples
-from rhocore.metric_blocks import BlockMetric
+from rhocore.data.batching import AtomBatchSampler
+from rhocore.data.dataset import DatasetWriter
+from rhocore.data.loader import StructureData, load_samples
 from rhocore.models.linear import LinearModel
+from rhocore.qc.metric import BlockMetric
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
-from rhocore.training import Sample, TrainingOptions, train
+from rhocore.training.trainer import Sample, TrainingOptions, train
 
 
 @settings(max_examples=200, deadline=None)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rhocore.loss import metric_loss, metric_loss_per_structure
+from rhocore.training.loss import metric_loss, metric_loss_per_structure
 
 
 def _problem(seed: int = 0):

@@ -12,12 +12,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from rhocore.basis import BasisLayout
 from rhocore.cli import cli
-from rhocore.dataset import Dataset, DatasetWriter
-from rhocore.loss import metric_loss, metric_loss_per_structure
-from rhocore.metric_blocks import BlockMetric
+from rhocore.data.dataset import Dataset, DatasetWriter
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.metric import BlockMetric
 from rhocore.testing.datasets import SYNTHETIC_LAYOUT, synthetic_entry, synthetic_metadata
+from rhocore.training.loss import metric_loss, metric_loss_per_structure
 
 DATA = Path(__file__).parent / "data"
 #: s functions only: two on H, three on O, with these Gaussian exponents (bohr^-2).

@@ -9,12 +9,12 @@ import torch
 import yaml
 from metatensor.torch import TensorBlock, TensorMap
 
-from rhocore.descriptors import LambdaSoap
+from rhocore.descriptors.features import LambdaSoap
 from rhocore.models.base import Model
 from rhocore.models.layers import coefficient_block, coefficient_map
 from rhocore.models.linear import LinearModel
 from rhocore.models.nonlinear import NonlinearModel
-from rhocore.plugins import get_registry
+from rhocore.plugins.registry import get_registry
 from rhocore.testing.models import CHECK_DESCRIPTOR, CHECK_LAYOUT, check_model, random_waters
 
 

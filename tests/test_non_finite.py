@@ -14,11 +14,11 @@ from click.testing import CliRunner
 import rhocore.workflows.evaluate as evaluate_workflow
 import rhocore.workflows.predict as predict_workflow
 from rhocore.cli import cli
-from rhocore.config import ConfigError, resolve_config
-from rhocore.dataset import DatasetWriter
-from rhocore.modelfile import PredictionError
-from rhocore.structure_files import StructureError, read_structure_file
+from rhocore.data.dataset import DatasetWriter
+from rhocore.data.structure_files import StructureError, read_structure_file
+from rhocore.models.file import PredictionError
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
+from rhocore.workflows.config import ConfigError, resolve_config
 from rhocore.workflows.evaluate import evaluate
 from rhocore.workflows.stm import load_source
 

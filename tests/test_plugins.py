@@ -6,9 +6,9 @@ import types
 
 import pytest
 
-from rhocore.backend import PluginOptions
-from rhocore.plugins import PluginError, get_plugin_manager, get_registry, hookimpl
-from rhocore.target import Target
+from rhocore.plugins.registry import PluginError, get_plugin_manager, get_registry, hookimpl
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.target import Target
 
 
 class _Options(PluginOptions):

@@ -6,10 +6,10 @@ import ase
 import numpy as np
 import pytest
 
-from rhocore.backend import QCBackend
-from rhocore.basis import BasisLayout
-from rhocore.dataset import DatasetMetadata
-from rhocore.properties import (
+from rhocore.data.dataset import DatasetMetadata
+from rhocore.qc.backend import QCBackend
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.properties import (
     PROPERTIES,
     PropertiesNotAvailableError,
     parse_property_names,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from rhocore.rifit import IllConditionedMetricError, solve_fit
+from rhocore.qc.rifit import IllConditionedMetricError, solve_fit
 
 
 def _spd(n: int, seed: int) -> np.ndarray:

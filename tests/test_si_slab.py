@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase.neighborlist import neighbor_list
 
-from rhocore.structures import si100_2x1_slab, si100_variants
+from rhocore.data.generators import si100_2x1_slab, si100_variants
 
 
 def coordination(atoms):

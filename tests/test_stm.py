@@ -18,13 +18,13 @@ from ase.dft.stm import STM
 from click.testing import CliRunner
 
 import rhocore.workflows.stm as stm_workflow
-from rhocore.backend import QCBackend, RIFit
-from rhocore.basis import BasisLayout
 from rhocore.cli import cli
-from rhocore.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
-from rhocore.fields import BOHR_IN_ANGSTROM
-from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
-from rhocore.stm import (
+from rhocore.data.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
+from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.qc.backend import QCBackend, RIFit
+from rhocore.qc.basis import BasisLayout
+from rhocore.stm.images import (
     CellGrid,
     StmWarning,
     cell_grid_points,
@@ -38,7 +38,7 @@ from rhocore.stm import (
     vacuum_z_range,
     write_ase_stm_file,
 )
-from rhocore.stm_plots import stm_comparison_plot, stm_image_plot, top_layer_positions
+from rhocore.stm.plots import stm_comparison_plot, stm_image_plot, top_layer_positions
 from rhocore.workflows.stm import StmSettings, check_bias, stm_images, target_bias
 
 KAPPA = 2.0  # decay constant of the analytic field (1/angstrom)

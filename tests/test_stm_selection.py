@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rhocore.dataset import DatasetWriter
-from rhocore.stm_selection import StmImageScore
+from rhocore.data.dataset import DatasetWriter
+from rhocore.stm.selection import StmImageScore
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
-from rhocore.training import StmSelectionOptions
+from rhocore.training.trainer import StmSelectionOptions
 
 
 def test_image_selection_refuses_data_that_are_not_an_ildos_and_names_the_file(tmp_path):

@@ -9,10 +9,10 @@ import ase
 import ase.io
 import pytest
 
-from rhocore.backend import QCBackend
-from rhocore.config import ConfigError, resolve_config
-from rhocore.plugins import get_plugin_manager, get_registry, hookimpl
-from rhocore.structure_files import SOURCE_KEY, StructureError
+from rhocore.data.structure_files import SOURCE_KEY, StructureError
+from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.qc.backend import QCBackend
+from rhocore.workflows.config import ConfigError, resolve_config
 
 
 class OutputReadingBackend(QCBackend):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from rhocore.descriptors.tensormaps import split_structures
 from rhocore.models.kernel import KernelModel
 from rhocore.models.linear import LinearModel, dense, support_ridge
 from rhocore.models.linear.ridge import RidgeProblem, set_dual_weights
 from rhocore.models.linear.support_ridge import SupportRidgeProblem
-from rhocore.tensormaps import split_structures
-from rhocore.training import TrainingOptions, predict, train
+from rhocore.training.trainer import TrainingOptions, predict, train
 from tests.training_data import LAYOUT, linear_samples, make_descriptor
 
 #: Coefficients of one water molecule in the test layout.

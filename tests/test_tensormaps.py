@@ -7,13 +7,13 @@ import pytest
 import torch
 from metatensor.torch import TensorBlock, TensorMap
 
-from rhocore.basis import BasisLayout
-from rhocore.tensormaps import (
+from rhocore.descriptors.tensormaps import (
     coefficients_to_tensormap,
     split_structures,
     stack_structures,
     tensormap_to_coefficients,
 )
+from rhocore.qc.basis import BasisLayout
 
 LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
 NUMBERS = [[8, 1, 1], [1, 8, 1, 1, 8, 1], [1, 1]]

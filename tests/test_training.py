@@ -9,10 +9,10 @@ import pytest
 import torch
 from training_data import LAYOUT, linear_samples, make_descriptor
 
-from rhocore import training
 from rhocore.models.linear import LinearModel
 from rhocore.models.nonlinear import NonlinearModel
-from rhocore.training import (
+from rhocore.training import trainer as training
+from rhocore.training.trainer import (
     TrainingOptions,
     load_checkpoint,
     load_model,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rhocore.basis import BasisLayout
-from rhocore.descriptors import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
 from rhocore.models.linear import LinearModel
+from rhocore.qc.basis import BasisLayout
 from rhocore.testing.models import random_waters
-from rhocore.training import Sample, predict
+from rhocore.training.trainer import Sample, predict
 
 LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
 DESCRIPTOR_OPTIONS = DescriptorOptions(cutoff=3.5, max_radial=2, max_angular=2)

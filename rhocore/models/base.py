@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from metatensor.torch import TensorMap
 
-from rhocore.backend import PluginOptions
-from rhocore.basis import BasisLayout
 from rhocore.models.layers import EquivariantLinear
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.basis import BasisLayout
 
 
 class Model(torch.nn.Module):

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import ase
 import numpy as np
 
-from rhocore.backend import OrbitalData, QCBackend, RIFit
-from rhocore.basis import BasisLayout
-from rhocore.rotations import random_rotation, rotate_coefficients
+from rhocore.qc.backend import OrbitalData, QCBackend, RIFit
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.rotations import random_rotation, rotate_coefficients
 from rhocore.testing.plugins import check_plugin_class
 
 WeightsFn = Callable[[OrbitalData], np.ndarray]
@@ -58,7 +58,7 @@ def check_backend(
     the SCF converges; the fit of ``target_weights_fn`` (default: the total density) has
     the layout's size and a symmetric positive definite metric with ``projections = S d``;
     rotating the structure (``positions @ R.T``) rotates the coefficients by the Wigner-D
-    matrices of :mod:`rhocore.rotations` (relative error <= ``rtol``), the metric as
+    matrices of :mod:`rhocore.qc.rotations` (relative error <= ``rtol``), the metric as
     ``D S D^T`` and leaves the fitted field covariant; the total density integrates to the
     electron count, exactly on the integration grid (``grid_rtol``) and as fitted
     (``electron_rtol``, by default :data:`ELECTRON_RTOL` of the fit's metric).
@@ -206,7 +206,7 @@ def check_rotation(
         f"{label}: the metric of the rotated structure differs from D S D^T by "
         f"{metric_error:.2e} (relative). The backend's conversion of its basis functions to "
         "the canonical order atom -> l -> n -> m and real-harmonic phases (featomic's "
-        "convention, rhocore.rotations) is wrong."
+        "convention, rhocore.qc.rotations) is wrong."
     )
     expected = wigner @ fit.coefficients
     error = float(np.linalg.norm(rotated_fit.coefficients - expected) / np.linalg.norm(expected))

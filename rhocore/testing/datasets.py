@@ -12,9 +12,9 @@ import ase
 import h5py
 import numpy as np
 
-from rhocore.backend import OrbitalData, RIFit
-from rhocore.basis import BasisLayout
-from rhocore.dataset import DatasetEntry, DatasetMetadata
+from rhocore.data.dataset import DatasetEntry, DatasetMetadata
+from rhocore.qc.backend import OrbitalData, RIFit
+from rhocore.qc.basis import BasisLayout
 
 #: A small RI basis for H and O: radial counts per l.
 SYNTHETIC_LAYOUT = BasisLayout({1: (3, 2, 1), 8: (4, 3, 2)})

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from metatensor.torch import TensorMap
 
-from rhocore.backend import PluginOptions
-from rhocore.basis import BasisLayout
-from rhocore.descriptors import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.tensormaps import tensormap_to_coefficients
 from rhocore.models.base import Model
-from rhocore.rotations import random_rotation, rotate_coefficients
-from rhocore.tensormaps import tensormap_to_coefficients
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.rotations import random_rotation, rotate_coefficients
 
 #: The basis the checks use: l up to 2 on O, up to 1 on H.
 CHECK_LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
@@ -47,13 +47,13 @@ def check_model(model_cls: type[Model], options: PluginOptions | dict | None = N
     Checked: ``name`` and an ``Options`` that forbids unknown fields; output keys, samples,
     components and properties; ``torch.jit.script`` gives the eager output; rotating a
     structure (positions @ R.T) rotates the predicted coefficients by the Wigner-D
-    matrices of :mod:`rhocore.rotations` (relative error <= 1e-8, float64); permuting atoms
+    matrices of :mod:`rhocore.qc.rotations` (relative error <= 1e-8, float64); permuting atoms
     permutes their coefficients; translating changes nothing; the baseline is added.
     """
     label = f"model '{getattr(model_cls, 'name', model_cls.__name__)}'"
     assert isinstance(getattr(model_cls, "name", None), str), f"{label}: no string `name`"
     assert issubclass(model_cls.Options, PluginOptions), (
-        f"{label}: Options must derive from rhocore.backend.PluginOptions (extra='forbid')"
+        f"{label}: Options must derive from rhocore.qc.backend.PluginOptions (extra='forbid')"
     )
     layout = CHECK_LAYOUT
     descriptor = LambdaSoap(CHECK_DESCRIPTOR, layout, layout.species)

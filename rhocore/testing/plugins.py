@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rhocore.backend import PluginOptions
+from rhocore.qc.backend import PluginOptions
 
 
 def check_plugin_class(cls: type) -> None:
@@ -10,7 +10,7 @@ def check_plugin_class(cls: type) -> None:
     name = getattr(cls, "name", None)
     assert isinstance(name, str) and name, f"{cls.__name__} has no string class attribute 'name'"
     assert issubclass(cls.Options, PluginOptions), (
-        f"{cls.__name__}.Options must derive from rhocore.backend.PluginOptions"
+        f"{cls.__name__}.Options must derive from rhocore.qc.backend.PluginOptions"
     )
     assert cls.Options.model_config.get("extra") == "forbid", (
         f"{cls.__name__}.Options must reject unknown fields (extra='forbid')"

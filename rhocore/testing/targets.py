@@ -1,4 +1,4 @@
-"""Contract checks for :class:`rhocore.target.Target` plugins.
+"""Contract checks for :class:`rhocore.qc.target.Target` plugins.
 
 A target plugin calls :func:`check_target` (and :func:`check_density_target` for a total
 density) on orbital data of its own choosing; every failure is an ``AssertionError`` that
@@ -11,8 +11,8 @@ import copy
 
 import numpy as np
 
-from rhocore.backend import OrbitalData
-from rhocore.target import Target
+from rhocore.qc.backend import OrbitalData
+from rhocore.qc.target import Target
 from rhocore.testing.plugins import check_plugin_class
 
 

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.dataset import STAGING_GROUP, Dataset, DatasetEntry, DatasetError, finite_or_unknown
+from rhocore.data.dataset import (
+    STAGING_GROUP,
+    Dataset,
+    DatasetEntry,
+    DatasetError,
+    finite_or_unknown,
+)
 
 #: Default relative tolerance of the symmetry of S and of projections = S @ coefficients.
 DEFAULT_RTOL = 1e-8

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from ase.data import chemical_symbols
 
-from rhocore.basis import BasisLayout
-from rhocore.dataset import FORMAT_VERSION, Dataset, DatasetError, is_being_written
+from rhocore.data.dataset import FORMAT_VERSION, Dataset, DatasetError, is_being_written
+from rhocore.qc.basis import BasisLayout
 
 #: Reads of a file that another process is writing, before giving up.
 ATTEMPTS = 5

@@ -3,7 +3,7 @@
 Entries keep their indices, and two inputs holding one index are refused, unless the
 entries are renumbered: then the entries of the first input come first, in index order,
 then those of the second, and so on, so that the numbering is the same on every run.
-The output is written through :class:`rhocore.dataset.DatasetWriter` (crash-safe), and a
+The output is written through :class:`rhocore.data.dataset.DatasetWriter` (crash-safe), and a
 rerun of the same merge adds only the entries the output lacks. Failed entries are kept.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 import rhocore
-from rhocore.dataset import Dataset, DatasetError, DatasetMetadata, DatasetWriter
+from rhocore.data.dataset import Dataset, DatasetError, DatasetMetadata, DatasetWriter
 
 
 @dataclass(frozen=True)

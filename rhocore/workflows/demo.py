@@ -18,8 +18,8 @@ import ase
 import ase.io
 import yaml
 
-from rhocore.config import resolve_config
-from rhocore.structures import distorted_waters, si100_variants
+from rhocore.data.generators import distorted_waters, si100_variants
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.evaluate import EvaluationReport, evaluate, write_report
 from rhocore.workflows.generate import generate
 from rhocore.workflows.train import train_run

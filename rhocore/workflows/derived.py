@@ -1,15 +1,15 @@
 """The backend of a model's or dataset's metadata, for derived quantities and SCF guesses.
 
-Derived quantities (:mod:`rhocore.properties`) and SCF guesses are quantities of a total
+Derived quantities (:mod:`rhocore.qc.properties`) and SCF guesses are quantities of a total
 electron density: other fields (an orbital density, an LDOS) are refused here with the
 reason, before any prediction runs.
 """
 
 from __future__ import annotations
 
-from rhocore.backend import QCBackend
-from rhocore.dataset import DatasetMetadata
-from rhocore.plugins import PluginError, Registry, get_registry
+from rhocore.data.dataset import DatasetMetadata
+from rhocore.plugins.registry import PluginError, Registry, get_registry
+from rhocore.qc.backend import QCBackend
 
 
 def is_total_density(target_name: str, registry: Registry) -> bool:

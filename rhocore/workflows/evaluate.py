@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rhocore.backend import QCBackend
-from rhocore.dataset import Dataset
-from rhocore.fields import StructureMetrics, grid_metrics, metric_error_percent
-from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
-from rhocore.plugins import PluginError, Registry, get_registry
-from rhocore.properties import parse_property_names, property_errors
+from rhocore.data.dataset import Dataset
+from rhocore.fields.grids import StructureMetrics, grid_metrics, metric_error_percent
+from rhocore.models.file import ModelFile, checked_prediction, load_model_file
+from rhocore.plugins.registry import PluginError, Registry, get_registry
+from rhocore.qc.backend import QCBackend
+from rhocore.qc.properties import parse_property_names, property_errors
 from rhocore.workflows.derived import density_backend
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def evaluate(
 ) -> EvaluationReport:
     """Predict every structure of ``indices`` (default: all done) and compare.
 
-    ``properties`` (names of :data:`rhocore.properties.PROPERTIES` or 'all') adds their
+    ``properties`` (names of :data:`rhocore.qc.properties.PROPERTIES` or 'all') adds their
     errors vs the exact density (and those of the RI reference, the floor).
     """
     model_file = model if isinstance(model, ModelFile) else load_model_file(Path(model))
@@ -193,6 +193,6 @@ def write_report(report: EvaluationReport, json_path: Path, plot_path: Path | No
     """Write the JSON report and, if asked, the parity plot of the coefficients."""
     Path(json_path).write_text(json.dumps(report.as_dict(), indent=1))
     if plot_path is not None:
-        from rhocore.plots import coefficient_parity_plot
+        from rhocore.fields.plots import coefficient_parity_plot
 
         coefficient_parity_plot(report.parity, Path(plot_path))

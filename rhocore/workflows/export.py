@@ -1,6 +1,7 @@
 """``rhocore export``: a trained model -> one metatomic file that runs without rhocore.
 
-The file (:mod:`rhocore.export`) holds the whole chain structures -> lambda-SOAP -> model ->
+The file (:mod:`rhocore.models.atomistic`) holds the whole chain structures -> lambda-SOAP ->
+model ->
 coefficients, and under ``ModelMetadata.extra["rhocore"]`` the JSON a user needs to use
 them: basis layout and coefficient order, target and backend (with its basis options) that
 made the training data, units. Before it is kept, the saved file is run through metatomic's
@@ -18,16 +19,16 @@ import ase
 import numpy as np
 
 import rhocore
-from rhocore.dataset import UNITS
-from rhocore.export import (
+from rhocore.data.dataset import UNITS
+from rhocore.models.atomistic import (
     EXPORT_FORMAT,
     EXPORT_FORMAT_VERSION,
     METADATA_KEY,
     atomistic_model,
     output_name,
 )
-from rhocore.modelfile import ModelFile, load_model_file
-from rhocore.training import CHECKPOINT_FILE
+from rhocore.models.file import ModelFile, load_model_file
+from rhocore.training.trainer import CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def verify_export(path: Path, model: ModelFile, name: str) -> float:
     from metatomic.torch import ModelOutput
     from metatomic_ase import MetatomicCalculator
 
-    from rhocore.tensormaps import tensormap_to_coefficients
+    from rhocore.descriptors.tensormaps import tensormap_to_coefficients
 
     atoms = probe_structure(model.descriptor.species)
     calculator = MetatomicCalculator(str(path), check_consistency=True)

@@ -21,11 +21,11 @@ import ase
 from tqdm import tqdm
 
 import rhocore
-from rhocore.backend import QCBackend
-from rhocore.config import ResolvedConfig
-from rhocore.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
-from rhocore.executor import ExecutorOptions, SerialExecutor, dask_client, describe
-from rhocore.target import Target
+from rhocore.data.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
+from rhocore.parallel.executor import ExecutorOptions, SerialExecutor, dask_client, describe
+from rhocore.qc.backend import QCBackend
+from rhocore.qc.target import Target
+from rhocore.workflows.config import ResolvedConfig
 
 log = logging.getLogger(__name__)
 

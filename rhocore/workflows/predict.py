@@ -6,7 +6,7 @@ positions, cell, pbc, coefficients) and the dataset's metadata attributes, with
 predicted fields are written on request, through the backend that made the training data.
 
 For a total-density model the same backend also gives derived quantities
-(:mod:`rhocore.properties`: stored per structure under ``properties/<name>`` and in a JSON
+(:mod:`rhocore.qc.properties`: stored per structure under ``properties/<name>`` and in a JSON
 file next to the output), the electrostatic potential as cube files, and files that
 start its SCF from the predicted density (``--scf-guess``: PySCF density matrices and
 chkfiles, FHI-aims RI density restarts).
@@ -23,17 +23,17 @@ import numpy as np
 from tqdm import tqdm
 
 import rhocore
-from rhocore.backend import QCBackend
-from rhocore.fields import write_cube
-from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
-from rhocore.plugins import get_registry
-from rhocore.properties import (
+from rhocore.data.structure_files import read_structure_file
+from rhocore.fields.grids import write_cube
+from rhocore.models.file import ModelFile, checked_prediction, load_model_file
+from rhocore.plugins.registry import get_registry
+from rhocore.qc.backend import QCBackend
+from rhocore.qc.properties import (
     PROPERTIES,
     PropertiesNotAvailableError,
     as_json,
     parse_property_names,
 )
-from rhocore.structure_files import read_structure_file
 from rhocore.workflows.derived import density_backend
 
 PREDICTIONS_FORMAT = "rhocore-predictions"
@@ -87,7 +87,7 @@ def predict(
     ``properties`` (names or 'all') are stored with the coefficients and in
     ``<output>.properties.json``; ``esp`` writes ``structure_<i>_esp.cube`` into
     ``cube_dir``; ``scf_guess`` is a folder for the backend's SCF-guess files
-    (:meth:`rhocore.backend.QCBackend.write_scf_guess`).
+    (:meth:`rhocore.qc.backend.QCBackend.write_scf_guess`).
     """
     model = load_model_file(model_path)
     names = parse_property_names(properties) if properties else []

@@ -3,7 +3,7 @@
 The source gives a field: a trained model's coefficients predicted for a structure, or
 a dataset entry's stored RI reference (or, with ``exact``, its un-fitted field). The
 backend that made the data evaluates it on the cell grid from just below the topmost
-atom to the middle of the vacuum above it; :mod:`rhocore.stm` turns that into a
+atom to the middle of the vacuum above it; :mod:`rhocore.stm.images` turns that into a
 constant-height or constant-current image. Written to the output directory, named by
 mode: the PNG, an npz of the arrays, and with a reference dataset entry the same image
 of the reference, a predicted | reference | difference figure and the metrics as JSON.
@@ -23,11 +23,11 @@ import ase
 import h5py
 import numpy as np
 
-from rhocore.backend import QCBackend
-from rhocore.dataset import Dataset, DatasetMetadata
-from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
-from rhocore.plugins import Registry, get_registry
-from rhocore.stm import (
+from rhocore.data.dataset import Dataset, DatasetMetadata
+from rhocore.models.file import ModelFile, checked_prediction, load_model_file
+from rhocore.plugins.registry import Registry, get_registry
+from rhocore.qc.backend import QCBackend
+from rhocore.stm.images import (
     CellGrid,
     check_surface_cell,
     constant_current,
@@ -434,7 +434,7 @@ def _title(settings: StmSettings, isovalue: float | None) -> str:
 
 
 def _write_image(result: StmResult, atoms: ase.Atoms, label: str, output_dir: Path) -> None:
-    from rhocore.stm_plots import stm_image_plot
+    from rhocore.stm.plots import stm_image_plot
 
     path = output_dir / f"{result.settings.mode}.png"
     stm_image_plot(
@@ -450,7 +450,7 @@ def _write_image(result: StmResult, atoms: ase.Atoms, label: str, output_dir: Pa
 
 
 def _write_comparison(result: StmResult, atoms: ase.Atoms, label: str, output_dir: Path) -> None:
-    from rhocore.stm_plots import stm_comparison_plot
+    from rhocore.stm.plots import stm_comparison_plot
 
     assert result.reference_image is not None
     settings = result.settings

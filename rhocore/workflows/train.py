@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rhocore import distributed
-from rhocore.config import ResolvedConfig
-from rhocore.dataset import Dataset
-from rhocore.descriptors import LambdaSoap
-from rhocore.loader import load_samples as read_samples
-from rhocore.modelfile import save_model_file
-from rhocore.stm_selection import StmImageScore
-from rhocore.training import Sample, TrainingOptions, TrainingResult, train
+from rhocore.data.dataset import Dataset
+from rhocore.data.loader import load_samples as read_samples
+from rhocore.descriptors.features import LambdaSoap
+from rhocore.models.file import save_model_file
+from rhocore.stm.selection import StmImageScore
+from rhocore.training import distributed
+from rhocore.training.trainer import Sample, TrainingOptions, TrainingResult, train
+from rhocore.workflows.config import ResolvedConfig
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ newer writer, or the test would no longer cover old files.
 
 from pathlib import Path
 
-from rhocore.dataset import DatasetWriter
+from rhocore.data.dataset import DatasetWriter
 from rhocore.testing.datasets import failed_entry, synthetic_entry, synthetic_metadata
 
 if __name__ == "__main__":

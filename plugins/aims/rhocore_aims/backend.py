@@ -16,9 +16,9 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from rhocore.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
-from rhocore.basis import BasisLayout
-from rhocore.properties import PropertiesNotAvailableError
+from rhocore.qc.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.properties import PropertiesNotAvailableError
 from rhocore_aims import keywords
 from rhocore_aims.fit import grid_field_state, overlap_fit
 from rhocore_aims.keywords import Generation

@@ -2,7 +2,8 @@
 
 FHI-aims writes RI vectors and matrices in its own function order and with its own real
 spherical harmonics. rhocore stores them atom -> l -> n -> m (m = -l..l) in featomic's
-real harmonics (:mod:`rhocore.basis`). A :class:`rhocore.basis.SignedPermutation` holds the order
+real harmonics (:mod:`rhocore.qc.basis`). A :class:`rhocore.qc.basis.SignedPermutation` holds
+the order
 and the signs that take one to the other:
 
 ``canonical[i] = signs[i] * aims[order[i]]``
@@ -26,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from rhocore.basis import BasisLayout, SignedPermutation
+from rhocore.qc.basis import BasisLayout, SignedPermutation
 
 Generation = Literal["legacy", "mainline"]
 

@@ -31,8 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 import rhocore
-from rhocore.backend import OrbitalData, RIFit
-from rhocore.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
+from rhocore.data.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
+from rhocore.qc.backend import OrbitalData, RIFit
 from rhocore_aims import keywords, legacy
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.fit import grid_field_state, overlap_fit
@@ -299,7 +299,7 @@ def _weights_of_run(folder: Path, info, orbitals: OrbitalData, target: str) -> n
 
 def _target_weights(target: str, orbitals: OrbitalData, folder: Path) -> np.ndarray | None:
     """W(a) of the imported field when the target is one rhocore can rebuild from orbitals."""
-    from rhocore.plugins import Registry, get_plugin_manager
+    from rhocore.plugins.registry import Registry, get_plugin_manager
 
     registry = Registry(get_plugin_manager())
     try:

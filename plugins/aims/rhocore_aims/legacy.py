@@ -33,8 +33,8 @@ import ase
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from rhocore.backend import OrbitalData
-from rhocore.basis import BasisLayout
+from rhocore.qc.backend import OrbitalData
+from rhocore.qc.basis import BasisLayout
 from rhocore_aims.errors import AimsFileError
 
 LegacyLayout = Literal["rho_learn", "rholearn"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rhocore.plugins import hookimpl
+from rhocore.plugins.registry import hookimpl
 
 
 @hookimpl

@@ -7,7 +7,7 @@ product basis: ``default_prodbas_acc``, ``default_max_l_prodbas``, species defau
 reads that file back and builds the density from it. This module writes predicted
 canonical coefficients in that form: the exact inverse of
 :func:`rhocore_aims.parsers.ri_files.read_ri_outputs`' conversion
-(:meth:`rhocore.basis.SignedPermutation.from_canonical`).
+(:meth:`rhocore.qc.basis.SignedPermutation.from_canonical`).
 
 The order is known from the layout alone for mainline files (FHI-aims 240925: atom -> l
 -> n -> m, featomic's phases); legacy ``ri_fit_*`` builds need the function table
@@ -27,7 +27,7 @@ import ase
 import ase.io
 import numpy as np
 
-from rhocore.basis import BasisLayout, SignedPermutation
+from rhocore.qc.basis import BasisLayout, SignedPermutation
 from rhocore_aims.convention import Generation, from_layout
 from rhocore_aims.parsers.ri_files import basis_conversion
 

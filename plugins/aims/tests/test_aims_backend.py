@@ -17,9 +17,9 @@ from rhocore_aims.backend import AimsBackend, AimsBackendError
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.keywords import generation_for_version
 
-from rhocore.backend import BackendSetupError
-from rhocore.rotations import random_rotation, rotate_coefficients
-from rhocore.structures import distorted_waters
+from rhocore.data.generators import distorted_waters
+from rhocore.qc.backend import BackendSetupError
+from rhocore.qc.rotations import random_rotation, rotate_coefficients
 from rhocore.testing.backends import check_fit
 
 STANDIN = Path(__file__).parent / "standin" / "aims_standin.py"

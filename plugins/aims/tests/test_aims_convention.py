@@ -1,7 +1,7 @@
 """Measurement of the real-harmonic phases of FHI-aims RI data against rhocore's canonical ones.
 
 Candidate sign rules s(l, m) are applied to decoded data, and the rule that makes the data
-rotate with :func:`rhocore.rotations.rotate_coefficients` is the right one. Three
+rotate with :func:`rhocore.qc.rotations.rotate_coefficients` is the right one. Three
 independent measurements:
 
 * rho_learn's water frames 0-4 are rigid rotations of one geometry: frame k's
@@ -32,8 +32,8 @@ import pytest
 from rhocore_aims.legacy import ProcessedFit, read_processed_folder
 from scipy.spatial.transform import Rotation
 
-from rhocore.basis import BasisLayout
-from rhocore.rotations import real_spherical_harmonics, rotate_coefficients
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.rotations import real_spherical_harmonics, rotate_coefficients
 
 Rule = Callable[[int, int], int]
 RULES: dict[str, Rule] = {

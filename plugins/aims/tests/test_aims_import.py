@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from rhocore_aims.cli import aims
 from rhocore_aims.importer import find_folders, frame_index, import_folders
 
-from rhocore.config import resolve_config
-from rhocore.dataset import Dataset
-from rhocore.fields import metric_error_percent
-from rhocore.modelfile import load_model_file
+from rhocore.data.dataset import Dataset
+from rhocore.fields.grids import metric_error_percent
+from rhocore.models.file import load_model_file
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.train import Split, train_run
 
 

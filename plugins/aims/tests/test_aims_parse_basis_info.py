@@ -11,7 +11,7 @@ from rhocore_aims.convention import from_function_table
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.parsers.basis_info import parse_basis_info, parse_product_basis_idxs
 
-from rhocore.basis import BasisLayout
+from rhocore.qc.basis import BasisLayout
 
 # Water: O (the example block of SALTED's basis_info.out parser), then two H atoms.
 WATER_BASIS_INFO = """\

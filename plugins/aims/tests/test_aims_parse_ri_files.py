@@ -25,7 +25,7 @@ from rhocore_aims.parsers.ri_files import (
     read_ri_outputs,
 )
 
-from rhocore.basis import BasisLayout
+from rhocore.qc.basis import BasisLayout
 
 SYMBOLS = {"H": 1, "C": 6}
 

@@ -37,9 +37,9 @@ from rhocore_aims.restart import (
 )
 from test_aims_parse_ri_files import write_basis_info
 
-from rhocore.basis import BasisLayout
-from rhocore.config import resolve_config
-from rhocore.properties import PropertiesNotAvailableError
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.properties import PropertiesNotAvailableError
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.predict import predict
 from rhocore.workflows.train import Split, train_run
 

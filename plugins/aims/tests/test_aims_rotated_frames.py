@@ -14,10 +14,10 @@ import pytest
 from rhocore_aims.importer import import_folders
 from scipy.spatial.transform import Rotation
 
-from rhocore.config import resolve_config
-from rhocore.dataset import Dataset
-from rhocore.modelfile import load_model_file
-from rhocore.rotations import rotate_coefficients
+from rhocore.data.dataset import Dataset
+from rhocore.models.file import load_model_file
+from rhocore.qc.rotations import rotate_coefficients
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.train import Split, train_run
 
 

@@ -17,9 +17,9 @@ import yaml
 from click.testing import CliRunner
 
 from rhocore.cli import cli
-from rhocore.dataset import Dataset
-from rhocore.plugins import get_plugin_manager
-from rhocore.structures import distorted_waters
+from rhocore.data.dataset import Dataset
+from rhocore.data.generators import distorted_waters
+from rhocore.plugins.registry import get_plugin_manager
 from rhocore.testing.workflows import generate_and_train
 
 STANDIN = Path(__file__).parent / "standin" / "aims_standin.py"

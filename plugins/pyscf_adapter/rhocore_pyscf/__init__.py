@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
     from pyscf import gto
 
-    from rhocore.modelfile import ModelFile
+    from rhocore.models.file import ModelFile
 
 
 def initial_guess(mol: gto.Mole, model: ModelFile | str | Path, **options: object) -> np.ndarray:

@@ -19,9 +19,9 @@ import pyscf
 from pyscf import gto
 from pyscf.lib.parameters import BOHR
 
-from rhocore.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
-from rhocore.basis import BasisLayout
-from rhocore.properties import PropertiesNotAvailableError
+from rhocore.qc.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.properties import PropertiesNotAvailableError
 from rhocore_pyscf import derived, grids, periodic, properties, scf
 from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.molecular_fit import fit_orbital_density

@@ -20,8 +20,8 @@ import ase
 import numpy as np
 from pyscf import gto
 
-from rhocore.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
-from rhocore.basis import BasisLayout
+from rhocore.qc.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
+from rhocore.qc.basis import BasisLayout
 from rhocore_pyscf import grids
 from rhocore_pyscf.backend import PySCFState
 from rhocore_pyscf.cclib_options import CclibOptions
@@ -62,7 +62,7 @@ class CclibBackend(QCBackend):
     @classmethod
     def read_outputs(cls, path: Path) -> list[ase.Atoms]:
         """The structure of the QC output ``path``: its last geometry, tagged with the file."""
-        from rhocore.structure_files import StructureError
+        from rhocore.data.structure_files import StructureError
         from rhocore_pyscf.cclib_output import CclibOutputError, read_atoms
 
         _require_cclib()

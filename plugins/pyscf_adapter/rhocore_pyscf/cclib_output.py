@@ -20,7 +20,7 @@ import ase
 import numpy as np
 from pyscf import gto
 
-from rhocore.backend import OrbitalData
+from rhocore.qc.backend import OrbitalData
 from rhocore_pyscf.cclib_aos import (
     CONVENTIONS,
     AOOrderError,

@@ -2,7 +2,7 @@
 
 PySCF lists AOs shell by shell (shells in basis-file order, a shell's contractions before
 its m components) with p as (x, y, z) and m = -l..l for l >= 2; rhocore wants
-atom -> l -> radial n -> m with the real harmonics of :mod:`rhocore.rotations`. The
+atom -> l -> radial n -> m with the real harmonics of :mod:`rhocore.qc.rotations`. The
 signed permutation of the m components is measured by evaluating PySCF's spherical GTOs
 and comparing their angular parts with rhocore's harmonics, so no phase is assumed.
 """
@@ -14,8 +14,8 @@ from functools import cache
 import numpy as np
 from pyscf import gto
 
-from rhocore.basis import BasisLayout, SignedPermutation
-from rhocore.rotations import real_spherical_harmonics
+from rhocore.qc.basis import BasisLayout, SignedPermutation
+from rhocore.qc.rotations import real_spherical_harmonics
 
 
 @cache

@@ -15,7 +15,7 @@ import ase
 import numpy as np
 from pyscf import gto
 
-from rhocore.modelfile import ModelFile, checked_prediction, load_model_file
+from rhocore.models.file import ModelFile, checked_prediction, load_model_file
 from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.guess import GuessOrbitals, guess_from_density
 from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from pyscf import gto
 
-from rhocore.backend import MetricKind, RIFit
-from rhocore.rifit import IllConditionedMetricError, solve_fit
+from rhocore.qc.backend import MetricKind, RIFit
+from rhocore.qc.rifit import IllConditionedMetricError, solve_fit
 from rhocore_pyscf import rifit
 from rhocore_pyscf.convention import aux_ao_map
 

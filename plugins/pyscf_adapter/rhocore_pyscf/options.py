@@ -7,7 +7,7 @@ from typing import Annotated
 from ase.data import chemical_symbols
 from pydantic import Field, field_validator, model_validator
 
-from rhocore.backend import MetricKind, PluginOptions
+from rhocore.qc.backend import MetricKind, PluginOptions
 
 #: Value of ``aux_basis`` that asks for an even-tempered basis generated from the orbital basis.
 EVEN_TEMPERED = "even-tempered"

@@ -38,9 +38,9 @@ from pyscf.pbc.gto import pseudo
 from pyscf.pbc.scf.addons import smearing
 from scipy.special import expit
 
-from rhocore.backend import IntegrationGrid, OrbitalData, RIFit, SCFResult
-from rhocore.basis import BasisLayout
-from rhocore.rifit import IllConditionedMetricError, solve_fit
+from rhocore.qc.backend import IntegrationGrid, OrbitalData, RIFit, SCFResult
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.rifit import IllConditionedMetricError, solve_fit
 from rhocore_pyscf import rifit
 from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.grids import evaluate_in_chunks

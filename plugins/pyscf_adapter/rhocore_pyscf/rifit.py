@@ -3,7 +3,7 @@
 The fitted field minimises the metric error ``(rho - rho_fit | rho - rho_fit)`` where the
 metric is the overlap (L2 norm) or the Coulomb interaction; its coefficients solve
 ``S d = w`` with ``S_bc = (b|c)`` and ``w_b = sum_ij P_ij (b|ij)`` in that metric; the
-solve itself (conditioning check, charge constraint) is :func:`rhocore.rifit.solve_fit`.
+solve itself (conditioning check, charge constraint) is :func:`rhocore.qc.rifit.solve_fit`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pyscf import gto, lib
 from pyscf.df import incore
 from pyscf.gto.ft_ao import ft_ao
 
-from rhocore.backend import MetricKind
+from rhocore.qc.backend import MetricKind
 
 #: PySCF integral names of the metric S and of the three-centre projections, per metric.
 METRIC_INTEGRALS: dict[str, tuple[str, str]] = {

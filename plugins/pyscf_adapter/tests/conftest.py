@@ -9,8 +9,8 @@ import ase
 import numpy as np
 import pytest
 
-from rhocore.rotations import random_rotation
-from rhocore.structures import distorted_waters
+from rhocore.data.generators import distorted_waters
+from rhocore.qc.rotations import random_rotation
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -17,7 +17,7 @@ from pyscf.data.nist import HARTREE2EV
 from pyscf.df import addons
 from pyscf.lib.parameters import BOHR
 
-from rhocore.backend import OrbitalData
+from rhocore.qc.backend import OrbitalData
 from rhocore.testing.backends import check_fit, check_metric, density_weights
 from rhocore.testing.plugins import check_plugin_class
 
@@ -200,7 +200,7 @@ def test_structure_moved_away_from_its_output_is_refused(cclib_outputs, backend)
 
 
 def test_unparsable_file_is_a_structure_error_naming_it(tmp_path):
-    from rhocore.structure_files import StructureError
+    from rhocore.data.structure_files import StructureError
 
     path = tmp_path / "notes.out"
     path.write_text("not the output of any quantum-chemistry code\n")
@@ -217,8 +217,8 @@ def test_backend_class_follows_the_plugin_contract_and_refuses_even_tempered():
 def test_generate_turns_a_folder_of_outputs_into_a_dataset_and_records_refusals(
     cclib_outputs, tmp_path
 ):
-    from rhocore.config import load_config
-    from rhocore.dataset import Dataset
+    from rhocore.data.dataset import Dataset
+    from rhocore.workflows.config import load_config
     from rhocore.workflows.generate import generate
 
     folder = tmp_path / "outputs"

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from rhocore_pyscf import PySCFBackend, PySCFOptions
 from rhocore_pyscf.molecules import PySCFBackendError
 
-from rhocore.plugins import get_registry
-from rhocore.rifit import IllConditionedMetricError
+from rhocore.plugins.registry import get_registry
+from rhocore.qc.rifit import IllConditionedMetricError
 from rhocore.testing.backends import check_backend, density_weights
 
 

@@ -12,8 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from rhocore.cli import cli
-from rhocore.fields import BOHR_IN_ANGSTROM
-from rhocore.structures import distorted_waters
+from rhocore.data.generators import distorted_waters
+from rhocore.fields.grids import BOHR_IN_ANGSTROM
 from rhocore.testing.workflows import generate_and_train
 
 

@@ -8,7 +8,7 @@ from pyscf import gto
 from rhocore_pyscf import PySCFBackend, convention
 from rhocore_pyscf.convention import aux_ao_map, pyscf_to_canonical_m
 
-from rhocore.rotations import real_spherical_harmonics
+from rhocore.qc.rotations import real_spherical_harmonics
 from rhocore.testing.backends import check_backend
 
 #: Unsorted shells, a general contraction (two s radials in one shell) and l up to 4;

@@ -21,8 +21,8 @@ import ase.io
 import h5py
 import yaml
 
-from rhocore.dataset import Dataset
-from rhocore.structures import distorted_waters
+from rhocore.data.dataset import Dataset
+from rhocore.data.generators import distorted_waters
 from rhocore.testing.datasets import assert_same_file_contents, file_contents
 from rhocore.workflows.dataset_check import check_dataset
 

@@ -16,8 +16,8 @@ from rhocore_pyscf import initial_guess
 from rhocore_pyscf.model_guess import GuessModelError
 
 from rhocore.cli import cli
-from rhocore.modelfile import load_model_file
-from rhocore.structures import distorted_waters
+from rhocore.data.generators import distorted_waters
+from rhocore.models.file import load_model_file
 from rhocore.testing.workflows import generate_and_train
 
 BACKEND = {"basis": "sto-3g", "grid_level": 2, "constrain_charge": True}

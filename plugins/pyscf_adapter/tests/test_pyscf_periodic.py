@@ -20,7 +20,7 @@ from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.molecules import PySCFBackendError
 from scipy.special import expit
 
-from rhocore.backend import BackendSetupError
+from rhocore.qc.backend import BackendSetupError
 from rhocore.testing.backends import check_backend, density_weights
 
 #: Small, fast settings: a 60 hartree cutoff converges these cells' densities to ~1e-5.

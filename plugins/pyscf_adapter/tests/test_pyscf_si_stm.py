@@ -15,10 +15,10 @@ from ase.dft.stm import STM
 from click.testing import CliRunner
 
 from rhocore.cli import cli
-from rhocore.config import resolve_config
-from rhocore.fields import BOHR_IN_ANGSTROM
-from rhocore.structures import si100_variants
+from rhocore.data.generators import si100_variants
+from rhocore.fields.grids import BOHR_IN_ANGSTROM
 from rhocore.testing.workflows import generate_and_train
+from rhocore.workflows.config import resolve_config
 from rhocore.workflows.train import train_run
 
 BIAS = -1.5

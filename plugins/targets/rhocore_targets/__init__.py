@@ -1,6 +1,6 @@
 """rhocore targets: the total electron density, single-orbital densities, LDOS and ILDOS.
 
-Each target is a weight function W(a) over Kohn-Sham orbitals (see :mod:`rhocore.target`):
+Each target is a weight function W(a) over Kohn-Sham orbitals (see :mod:`rhocore.qc.target`):
 ``density`` weighs every orbital by its occupation, ``homo``/``lumo``/``orbital`` put
 unit weight on one orbital (or one degenerate shell), so their fields integrate to one;
 ``ldos``/``ildos`` weigh each orbital by its Gaussian-broadened level at one energy or

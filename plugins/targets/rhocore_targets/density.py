@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rhocore.backend import OrbitalData, PluginOptions
-from rhocore.target import Target
+from rhocore.qc.backend import OrbitalData, PluginOptions
+from rhocore.qc.target import Target
 
 
 class DensityOptions(PluginOptions):

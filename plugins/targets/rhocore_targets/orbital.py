@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from rhocore.backend import OrbitalData, PluginOptions
-from rhocore.target import Target
+from rhocore.qc.backend import OrbitalData, PluginOptions
+from rhocore.qc.target import Target
 from rhocore_targets._occupations import OCCUPATION_THRESHOLD_HELP, channels, occupied_mask
 
 

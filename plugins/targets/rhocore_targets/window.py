@@ -39,8 +39,8 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy.special import erf
 
-from rhocore.backend import OrbitalData, PluginOptions
-from rhocore.target import Target
+from rhocore.qc.backend import OrbitalData, PluginOptions
+from rhocore.qc.target import Target
 from rhocore_targets._occupations import (
     OCCUPATION_THRESHOLD_HELP,
     SpinChoice,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from rhocore_targets import DensityTarget, HomoTarget, LumoTarget, OrbitalTarget
 
-from rhocore.backend import OrbitalData, PluginOptions
-from rhocore.target import Target
+from rhocore.qc.backend import OrbitalData, PluginOptions
+from rhocore.qc.target import Target
 from rhocore.testing.targets import check_density_target, check_target
 
 ORBITALS = OrbitalData(

@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 from rhocore_targets import DensityTarget, HomoTarget, LumoTarget, OrbitalTarget
 
-from rhocore.backend import OrbitalData
-from rhocore.plugins import get_plugin_manager, get_registry
+from rhocore.plugins.registry import get_plugin_manager, get_registry
+from rhocore.qc.backend import OrbitalData
 from rhocore.testing.targets import check_density_target, check_target
 
 

@@ -16,8 +16,8 @@ from rhocore_targets import (
 )
 from scipy.integrate import quad
 
-from rhocore.backend import OrbitalData
-from rhocore.plugins import get_plugin_manager, get_registry
+from rhocore.plugins.registry import get_plugin_manager, get_registry
+from rhocore.qc.backend import OrbitalData
 from rhocore.testing.targets import check_target
 
 

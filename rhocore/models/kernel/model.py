@@ -21,8 +21,6 @@ import torch
 from metatensor.torch import TensorBlock, TensorMap
 from pydantic import Field
 
-from rhocore.backend import PluginOptions
-from rhocore.basis import BasisLayout
 from rhocore.models.base import Model
 from rhocore.models.layers import (
     coefficient_block,
@@ -30,6 +28,8 @@ from rhocore.models.layers import (
     copy_baseline,
     key_selection,
 )
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.basis import BasisLayout
 
 
 class KernelOptions(PluginOptions):

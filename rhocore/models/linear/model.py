@@ -11,8 +11,6 @@ import torch
 from metatensor.torch import TensorBlock, TensorMap
 from pydantic import Field
 
-from rhocore.backend import PluginOptions
-from rhocore.basis import BasisLayout
 from rhocore.models.base import Model
 from rhocore.models.layers import (
     EquivariantLinear,
@@ -20,6 +18,8 @@ from rhocore.models.layers import (
     coefficient_map,
     key_selection,
 )
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.basis import BasisLayout
 
 
 class LinearOptions(PluginOptions):

@@ -13,9 +13,9 @@ import numpy as np
 from pydantic import Field
 
 from rhocore import BasisLayout, IntegrationGrid, OrbitalData, QCBackend, RIFit, SCFResult
-from rhocore.backend import PluginOptions
-from rhocore.fields import BOHR_IN_ANGSTROM
-from rhocore.rifit import solve_fit
+from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.rifit import solve_fit
 
 
 class ToyOptions(PluginOptions):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.backend import IntegrationGrid
-from rhocore.fields import BOHR_IN_ANGSTROM
+from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.qc.backend import IntegrationGrid
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.parsers.ri_files import read_text_table
 

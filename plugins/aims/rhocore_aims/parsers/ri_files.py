@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.basis import BasisLayout, SignedPermutation
+from rhocore.qc.basis import BasisLayout, SignedPermutation
 from rhocore_aims.convention import from_function_table, from_layout
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.keywords import RI_OUTPUT_FILES, Generation
@@ -35,7 +35,7 @@ SYMMETRY_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class RIOutputs:
-    """One RI fit in rhocore's canonical order and phases (see :mod:`rhocore.basis`)."""
+    """One RI fit in rhocore's canonical order and phases (see :mod:`rhocore.qc.basis`)."""
 
     coefficients: np.ndarray
     projections: np.ndarray | None

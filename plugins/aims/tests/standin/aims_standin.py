@@ -25,8 +25,8 @@ from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.molecules import build_auxmol, build_mol
 from rhocore_pyscf.options import PySCFOptions
 
-from rhocore.basis import BasisLayout
-from rhocore.fields import BOHR_IN_ANGSTROM
+from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.qc.basis import BasisLayout
 
 HARTREE_EV = 27.2113845
 RESTART_FILE = "D_spin_01_kpt_000001.csc"

@@ -19,7 +19,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import PatchCollection, QuadMesh  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
-from rhocore.stm import plane_coordinates  # noqa: E402
+from rhocore.stm.images import plane_coordinates  # noqa: E402
 
 IMAGE_CMAP = "afmhot"
 DIFFERENCE_CMAP = "RdBu_r"

@@ -77,7 +77,7 @@ class SelfProduct(torch.nn.Module):
     time is linear in the number of atoms. The intermediates live in scratch tensors
     allocated once per call: fresh memory for every chunk would be page-faulted anew,
     which costs about ten times as much as writing it. The module is TorchScript-able,
-    so exported models (:mod:`rhocore.export`) compute the same features.
+    so exported models (:mod:`rhocore.models.atomistic`) compute the same features.
     """
 
     o3_lambdas: list[int]

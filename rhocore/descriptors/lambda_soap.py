@@ -1,9 +1,10 @@
 """The lambda-SOAP computation as one TorchScript-able module on metatomic ``System`` objects.
 
 :class:`LambdaSoapModule` runs featomic-torch's spherical expansion and rhocore's
-Clebsch-Gordan self-product (:class:`rhocore.clebsch_gordan.SelfProduct`) per centre type.
-:class:`rhocore.descriptors.LambdaSoap` calls it on ASE structures inside rhocore, and an
-exported model (:mod:`rhocore.export`) carries the same module scripted, so both compute
+Clebsch-Gordan self-product (:class:`rhocore.descriptors.clebsch_gordan.SelfProduct`) per
+centre type.
+:class:`rhocore.descriptors.features.LambdaSoap` calls it on ASE structures inside rhocore, and an
+exported model (:mod:`rhocore.models.atomistic`) carries the same module scripted, so both compute
 the same features. Positions and cutoffs are in angstrom; features are float64.
 
 No ``from __future__ import annotations`` here: TorchScript reads the class-level
@@ -18,7 +19,7 @@ from featomic.torch import SphericalExpansion
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatomic.torch import System
 
-from rhocore.clebsch_gordan import SelfProduct, real_cg_coefficients
+from rhocore.descriptors.clebsch_gordan import SelfProduct, real_cg_coefficients
 
 #: What :meth:`LambdaSoapModule.expand` returns: per centre type, the expansion blocks
 #: l = 0..max_angular (atoms, 2l + 1, neighbour types x radial) and their samples.

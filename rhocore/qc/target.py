@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rhocore.backend import OrbitalData, PluginOptions
+from rhocore.qc.backend import OrbitalData, PluginOptions
 
 
 class Target(ABC):

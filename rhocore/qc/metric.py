@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from ase.geometry import get_distances
 
-from rhocore.basis import BasisLayout
+from rhocore.qc.basis import BasisLayout
 
 
 def pair_distances(atoms: ase.Atoms) -> np.ndarray:

@@ -17,10 +17,10 @@ import ase
 import numpy as np
 import torch
 
-from rhocore.basis import BasisLayout
-from rhocore.dataset import DatasetMetadata
-from rhocore.descriptors import DescriptorOptions, LambdaSoap
-from rhocore.tensormaps import join_samples, tensormap_to_coefficients
+from rhocore.data.dataset import DatasetMetadata
+from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.tensormaps import join_samples, tensormap_to_coefficients
+from rhocore.qc.basis import BasisLayout
 
 METADATA_FILE = "rhocore.json"
 MODEL_FILE_VERSION = 1

@@ -4,7 +4,7 @@ The error of a fitted field, integrated over space in the metric of the auxiliar
 is ``(d_pred - d_ref)^T S (d_pred - d_ref)``: with S the overlap matrix it is the squared
 L2 error of the field, with the Coulomb metric its Coulomb self-energy. Training on it
 weighs every coefficient by what it contributes to the field, not by its raw size.
-A metric is a dense (n, n) tensor or a :class:`~rhocore.metric_blocks.TorchBlockMetric`,
+A metric is a dense (n, n) tensor or a :class:`~rhocore.qc.metric.TorchBlockMetric`,
 whose loss is summed over atom-pair blocks without a dense n x n tensor.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rhocore.metric_blocks import TorchBlockMetric
+from rhocore.qc.metric import TorchBlockMetric
 
 Metric = torch.Tensor | TorchBlockMetric
 

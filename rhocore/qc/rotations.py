@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from scipy.special import sph_harm_y
 
-from rhocore.basis import BasisLayout
+from rhocore.qc.basis import BasisLayout
 
 
 def real_spherical_harmonics(l: int, vectors: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 A model predicts the RI coefficients of block (l, Z) from the lambda-SOAP features of key
 (o3_lambda = l, o3_sigma = +1, center_type = Z): both transform with the same Wigner-D
 matrix, so any linear map over the feature properties is equivariant. featomic-torch
-expands the neighbour density on spherical harmonics; ``rhocore.clebsch_gordan`` takes its
+expands the neighbour density on spherical harmonics; ``rhocore.descriptors.clebsch_gordan``
+takes its
 Clebsch-Gordan self-product with coefficient tensors prepared once, so a call costs no
 per-call metadata work. The real spherical harmonics are rhocore's canonical convention.
 """
@@ -18,9 +19,9 @@ from featomic.torch import systems_to_torch
 from metatensor.torch import TensorMap
 from pydantic import Field
 
-from rhocore.backend import PluginOptions
-from rhocore.basis import BasisLayout
-from rhocore.lambda_soap import Expanded, LambdaSoapModule
+from rhocore.descriptors.lambda_soap import Expanded, LambdaSoapModule
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.basis import BasisLayout
 
 #: Atoms per species in a piece of :meth:`LambdaSoap.compute_chunks`: with the water
 #: benchmark's descriptor (0.55 MB per O atom) the blocks of a piece stay below 32 MB, the

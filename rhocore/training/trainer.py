@@ -27,22 +27,23 @@ from metatensor.torch import TensorMap
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from rhocore import __version__, distributed
-from rhocore.backend import PluginOptions
-from rhocore.basis import BasisLayout
-from rhocore.batching import AtomBatchSampler
-from rhocore.descriptors import DescriptorOptions, LambdaSoap
-from rhocore.loss import Metric, metric_loss
-from rhocore.metric_blocks import BlockMetric, TorchBlockMetric
-from rhocore.models.base import Model
-from rhocore.plugins import get_registry
-from rhocore.tensormaps import (
+from rhocore import __version__
+from rhocore.data.batching import AtomBatchSampler
+from rhocore.data.versions import Updater, upgrade
+from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
+from rhocore.descriptors.tensormaps import (
     join_samples,
     split_structures,
     stack_structures,
     tensormap_to_coefficients,
 )
-from rhocore.versions import Updater, upgrade
+from rhocore.models.base import Model
+from rhocore.plugins.registry import get_registry
+from rhocore.qc.backend import PluginOptions
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.metric import BlockMetric, TorchBlockMetric
+from rhocore.training import distributed
+from rhocore.training.loss import Metric, metric_loss
 
 log = logging.getLogger(__name__)
 #: Per-epoch lines go to ``train.log`` only; the progress bar shows them on the terminal.
@@ -186,7 +187,7 @@ class ValidationScore(Protocol):
 class Sample:
     """One training structure: atoms (angstrom), reference coefficients d and metric S.
 
-    The metric is dense (n, n) or atom-pair blocks (:class:`~rhocore.metric_blocks.BlockMetric`).
+    The metric is dense (n, n) or atom-pair blocks (:class:`~rhocore.qc.metric.BlockMetric`).
     """
 
     atoms: ase.Atoms
@@ -244,7 +245,7 @@ def train(
     the scheduler, early stopping and the choice of the best weights. With ``resume`` and
     an existing checkpoint of the same model, training continues after its last epoch.
     Losses are means over structures of ``Δ^T S Δ``. Under ``torchrun`` the processes
-    share every step (:mod:`rhocore.distributed`) and process 0 alone writes ``run_dir``.
+    share every step (:mod:`rhocore.training.distributed`) and process 0 alone writes ``run_dir``.
     ``validation_score`` replaces the validation loss in optimizer 'ridge''s choice of
     strength (see :class:`ValidationScore`).
     """

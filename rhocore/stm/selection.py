@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.dataset import Dataset
-from rhocore.descriptors import LambdaSoap
+from rhocore.data.dataset import Dataset
+from rhocore.descriptors.features import LambdaSoap
 from rhocore.models.base import Model
-from rhocore.plugins import Registry, get_registry
-from rhocore.stm import (
+from rhocore.plugins.registry import Registry, get_registry
+from rhocore.stm.images import (
     CellGrid,
     constant_current,
     height_rmse_pm,
@@ -31,7 +31,7 @@ from rhocore.stm import (
     pearson_r,
     topmost_z,
 )
-from rhocore.training import StmSelectionOptions, predict
+from rhocore.training.trainer import StmSelectionOptions, predict
 from rhocore.workflows.stm import (
     CONSTANT_CURRENT,
     FieldSource,

@@ -16,16 +16,16 @@ import ase
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rhocore.backend import PluginOptions, QCBackend
-from rhocore.executor import EXECUTOR_KINDS, ExecutorOptions, LocalExecutor
-from rhocore.plugins import Kind, PluginError, Registry, get_registry
-from rhocore.structure_files import (
+from rhocore.data.structure_files import (
     StructureError,
     check_finite_structure,
     expand_structure_paths,
     read_structure_file,
 )
-from rhocore.target import Target
+from rhocore.parallel.executor import EXECUTOR_KINDS, ExecutorOptions, LocalExecutor
+from rhocore.plugins.registry import Kind, PluginError, Registry, get_registry
+from rhocore.qc.backend import PluginOptions, QCBackend
+from rhocore.qc.target import Target
 
 
 class ConfigError(ValueError):
@@ -199,8 +199,8 @@ def resolve_config(
     registry: Registry | None = None,
 ) -> ResolvedConfig:
     """Validate ``data`` in two stages and return it with every plugin class resolved."""
-    from rhocore.descriptors import DescriptorOptions
-    from rhocore.training import TrainingOptions
+    from rhocore.descriptors.features import DescriptorOptions
+    from rhocore.training.trainer import TrainingOptions
 
     registry = registry or get_registry()
     raw = _validate(RunConfig, data, source, "")

@@ -30,7 +30,7 @@ import numpy as np
 from ase.io.jsonio import write_json
 from tqdm import tqdm
 
-from rhocore.fields import BOHR_IN_ANGSTROM, nmae_percent
+from rhocore.fields.grids import BOHR_IN_ANGSTROM, nmae_percent
 
 #: Lengths (angstrom) below which a cell component counts as zero.
 CELL_TOLERANCE = 1e-6

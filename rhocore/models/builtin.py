@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rhocore.plugins import hookimpl
+from rhocore.plugins.registry import hookimpl
 
 
 @hookimpl

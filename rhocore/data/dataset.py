@@ -5,13 +5,13 @@ units), so training and evaluation never need the configuration or the backend t
 the data. Each structure is the group ``/structures/<index>``, ``index`` being its position
 in the input structure list. :class:`DatasetWriter` adds entries crash-safely: an entry is
 built under ``/tmp/<index>``, moved into ``/structures`` and flushed, and only then
-committed in the file's rollback journal (:mod:`rhocore.journal`), so a run killed at any
+committed in the file's rollback journal (:mod:`rhocore.data.journal`), so a run killed at any
 moment, even in the middle of HDF5's flush, leaves the file as it was after its last
 complete entry; it refuses entries with NaN, infinity or shapes that do not fit the
 layout. :class:`Dataset` reads lazily, survives pickling into data-loader worker processes
 and checks what it reads, so that a damaged file is a :class:`DatasetError` naming the
 file, the entry and the field. From format 2 on, the metric is stored as atom-pair blocks
-sorted by distance (:mod:`rhocore.metric_blocks`), so the pairs within a cutoff are read
+sorted by distance (:mod:`rhocore.qc.metric`), so the pairs within a cutoff are read
 without the rest. See docs/datasets.rst.
 """
 
@@ -31,11 +31,11 @@ import h5py
 import numpy as np
 from ase.data import chemical_symbols
 
-from rhocore.backend import OrbitalData, RIFit
-from rhocore.basis import BasisLayout
-from rhocore.journal import FileLockedError, JournaledFile, journal_path, roll_back
-from rhocore.metric_blocks import BlockMetric
-from rhocore.versions import Updater, upgrade
+from rhocore.data.journal import FileLockedError, JournaledFile, journal_path, roll_back
+from rhocore.data.versions import Updater, upgrade
+from rhocore.qc.backend import OrbitalData, RIFit
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.metric import BlockMetric
 
 FORMAT = "rhocore-dataset"
 FORMAT_VERSION = 2

@@ -42,14 +42,14 @@ class HookSpecs:
 
     @hookspec
     def rhocore_register_backends(self) -> list[type]:
-        """Return the :class:`rhocore.backend.QCBackend` subclasses this plugin provides.
+        """Return the :class:`rhocore.qc.backend.QCBackend` subclasses this plugin provides.
 
         Called once when the plugin manager is built; each class needs a unique ``name``.
         """
 
     @hookspec
     def rhocore_register_targets(self) -> list[type]:
-        """Return the :class:`rhocore.target.Target` subclasses this plugin provides."""
+        """Return the :class:`rhocore.qc.target.Target` subclasses this plugin provides."""
 
     @hookspec
     def rhocore_register_models(self) -> list[type]:
@@ -150,7 +150,7 @@ def _distribution_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str
 
 def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
     """A fresh plugin manager with the core's built-ins and the installed plugins."""
-    from rhocore import builtin_plugin
+    from rhocore.models import builtin as builtin_plugin
 
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(HookSpecs)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
 
-from rhocore.basis import BasisLayout
+from rhocore.qc.basis import BasisLayout
 
 KEY_NAMES = ["o3_lambda", "o3_sigma", "center_type"]
 SAMPLE_NAMES = ["system", "atom"]
@@ -166,7 +166,7 @@ def stack_structures(tensors: Sequence[TensorMap]) -> TensorMap:
 def join_samples(tensors: list[TensorMap]) -> TensorMap:
     """One TensorMap with the samples of all ``tensors`` (same keys in the same order).
 
-    For the outputs of the pieces of :meth:`rhocore.descriptors.LambdaSoap.compute_chunks`,
+    For the outputs of the pieces of :meth:`rhocore.descriptors.features.LambdaSoap.compute_chunks`,
     whose samples are disjoint. TorchScript-able (exported models call it).
     """
     if len(tensors) == 1:

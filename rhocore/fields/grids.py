@@ -13,7 +13,7 @@ import ase
 import ase.io.cube
 import numpy as np
 
-from rhocore.backend import IntegrationGrid, QCBackend
+from rhocore.qc.backend import IntegrationGrid, QCBackend
 
 BOHR_IN_ANGSTROM = 0.529177210903
 
@@ -46,7 +46,7 @@ class StructureMetrics:
     predicted_integral: float | None = None
     reference_integral: float | None = None
     electron_count_error_percent: float | None = None
-    #: errors of derived quantities (rhocore.properties.property_errors) vs DFT, with
+    #: errors of derived quantities (rhocore.qc.properties.property_errors) vs DFT, with
     #: ``ri_floor_`` and ``vs_ri_`` variants: the RI reference vs DFT, prediction vs RI
     properties: dict[str, float] | None = None
 

@@ -1,8 +1,8 @@
 """Derived quantities of a total electron density: names, units and errors.
 
 A backend that knows its basis functions computes these from RI coefficients
-(:meth:`rhocore.backend.QCBackend.properties`) and from the Kohn-Sham density it fitted
-(:meth:`~rhocore.backend.QCBackend.exact_properties`); this module names them, checks
+(:meth:`rhocore.qc.backend.QCBackend.properties`) and from the Kohn-Sham density it fitted
+(:meth:`~rhocore.qc.backend.QCBackend.exact_properties`); this module names them, checks
 requested names and turns predicted and reference values into errors.
 
 Definitions (all of the total density rho, nuclei as point charges):

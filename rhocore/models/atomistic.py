@@ -24,9 +24,9 @@ from metatomic.torch import (
     System,
 )
 
-from rhocore.descriptors import PIECE_ATOMS
-from rhocore.lambda_soap import LambdaSoapModule
-from rhocore.tensormaps import join_samples
+from rhocore.descriptors.features import PIECE_ATOMS
+from rhocore.descriptors.lambda_soap import LambdaSoapModule
+from rhocore.descriptors.tensormaps import join_samples
 
 #: Namespace of rhocore's outputs in metatomic (non-standard outputs are ``namespace::name``).
 OUTPUT_NAMESPACE = "rhocore"
@@ -45,7 +45,7 @@ class CoefficientModel(torch.nn.Module):
     """metatomic model: ``output`` = RI coefficients of the selected atoms of ``systems``.
 
     Features are computed and passed through ``model`` in pieces of ``piece_atoms`` atoms
-    per species (as in :meth:`rhocore.modelfile.ModelFile.predict`), so the memory of one
+    per species (as in :meth:`rhocore.models.file.ModelFile.predict`), so the memory of one
     piece bounds the features held at a time.
     """
 

@@ -2,7 +2,7 @@
 
 :class:`StructureData` is a torch dataset over entries of a ``dataset.h5``: each item is
 read when asked for, and each worker process opens the HDF5 file itself (the
-:class:`~rhocore.dataset.Dataset` it holds reopens after pickling or forking), so that
+:class:`~rhocore.data.dataset.Dataset` it holds reopens after pickling or forking), so that
 ``num_workers`` processes read, and cut metrics into blocks, in parallel.
 """
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import torch.utils.data
 from tqdm.auto import tqdm
 
-from rhocore.dataset import Dataset
-from rhocore.training import Sample
+from rhocore.data.dataset import Dataset
+from rhocore.training.trainer import Sample
 
 
 class StructureData(torch.utils.data.Dataset):
-    """Entries ``indices`` of a dataset as :class:`~rhocore.training.Sample`, read lazily.
+    """Entries ``indices`` of a dataset as :class:`~rhocore.training.trainer.Sample`, read lazily.
 
     Metrics come as atom-pair blocks within ``metric_cutoff`` angstrom (None: all pairs).
     """

@@ -4,7 +4,7 @@ A backend runs the SCF of a structure, hands orbital data (energies in eV, occup
 k-point weights) to a target, forms the weighted density matrix
 ``P = sum_a W(a) C(a) C(a)^T`` from the target's weights W and fits the field it
 describes onto an auxiliary basis: ``rho(r) ~ sum_b d_b chi_b(r)``. It returns d in the
-canonical order of :mod:`rhocore.basis`, the projections ``w = S d`` and the metric S.
+canonical order of :mod:`rhocore.qc.basis`, the projections ``w = S d`` and the metric S.
 Only evaluation of fields on points needs the backend again; training never does.
 """
 
@@ -20,8 +20,8 @@ import ase
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from rhocore.basis import BasisLayout
-from rhocore.properties import PropertiesNotAvailableError
+from rhocore.qc.basis import BasisLayout
+from rhocore.qc.properties import PropertiesNotAvailableError
 
 #: Metric of an RI fit: the L2 norm of the fit error, its Coulomb energy, or its L2 norm
 #: relative to the local field (error^2 / (abs(field) + floor)^p; vacuum tails count).
@@ -167,7 +167,7 @@ class QCBackend(ABC):
         """The structures of the QC output ``path``, for backends with ``reads_outputs``.
 
         Each carries ``atoms.info["source_file"]`` (the absolute path), which
-        :meth:`run_scf` reads back. Raises :class:`rhocore.structure_files.StructureError`
+        :meth:`run_scf` reads back. Raises :class:`rhocore.data.structure_files.StructureError`
         for a file it cannot use at all.
         """
         raise NotImplementedError(f"backend '{cls.name}' runs its own SCF; ASE reads its input")
@@ -221,11 +221,11 @@ class QCBackend(ABC):
     def properties(
         self, atoms: ase.Atoms, coefficients: np.ndarray, names: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """Derived quantities (:data:`rhocore.properties.PROPERTIES`) of the RI density
+        """Derived quantities (:data:`rhocore.qc.properties.PROPERTIES`) of the RI density
         with canonical ``coefficients``, in the units listed there.
 
         Optional: backends that cannot compute them keep this default, which raises
-        :class:`~rhocore.properties.PropertiesNotAvailableError`.
+        :class:`~rhocore.qc.properties.PropertiesNotAvailableError`.
         """
         raise PropertiesNotAvailableError(
             f"backend '{self.name}' cannot compute derived quantities ({', '.join(names)}) "
@@ -248,7 +248,7 @@ class QCBackend(ABC):
         """Potential of the nuclei and the RI density on ``points`` (angstrom), hartree/e.
 
         Optional: the default raises
-        :class:`~rhocore.properties.PropertiesNotAvailableError`.
+        :class:`~rhocore.qc.properties.PropertiesNotAvailableError`.
         """
         raise PropertiesNotAvailableError(
             f"backend '{self.name}' cannot compute the electrostatic potential of its RI densities"
@@ -266,7 +266,7 @@ class QCBackend(ABC):
         canonical ``coefficients`` into ``directory`` (names starting with ``stem``);
         returns their paths. ``layout`` is the basis of the coefficients (a model's), for
         backends whose basis is not fixed by their options. Optional: the default raises
-        :class:`~rhocore.properties.PropertiesNotAvailableError`.
+        :class:`~rhocore.qc.properties.PropertiesNotAvailableError`.
         """
         raise PropertiesNotAvailableError(
             f"backend '{self.name}' cannot start its SCF from a predicted density"
