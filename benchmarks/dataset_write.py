@@ -2,8 +2,8 @@
 
 The same synthetic entries (distorted waters with a dense SPD metric) are written twice,
 one after the other, repeated ``--repeats`` times with the best time of each counting:
-through :class:`rhocore.data.dataset.DatasetWriter` (HDF5 on the journaled file object, a
-commit after each entry) and, as the reference, with the same entry layout into a file
+through :class:`rhocore.data.dataset.writer.DatasetWriter` (HDF5 on the journaled file
+object, a commit after each entry) and, as the reference, with the same entry layout into a file
 HDF5 opens itself, flushed after each entry (the writer's cost before the journal, which
 was not safe against a kill inside the flush). The file sizes must agree.
 Usage: ``python benchmarks/dataset_write.py [--entries 20] [--molecules 16] [--repeats 3]``.
@@ -19,13 +19,9 @@ from pathlib import Path
 
 import h5py
 
-from rhocore.data.dataset import (
-    LIBVER,
-    STRUCTURES_GROUP,
-    DatasetEntry,
-    DatasetWriter,
-    _write_group,
-)
+from rhocore.data.dataset import DatasetEntry, DatasetWriter
+from rhocore.data.dataset.format import STRUCTURES_GROUP
+from rhocore.data.dataset.writer import LIBVER, write_group
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 
 
@@ -44,7 +40,7 @@ def unjournaled_seconds(path: Path, entries: list[DatasetEntry]) -> float:
     with h5py.File(path, "w", libver=LIBVER) as handle:
         structures = handle.create_group(STRUCTURES_GROUP)
         for entry in entries:
-            _write_group(structures.create_group(str(entry.index)), entry)
+            write_group(structures.create_group(str(entry.index)), entry)
             handle.flush()
     return time.perf_counter() - start
 

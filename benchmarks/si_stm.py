@@ -32,16 +32,12 @@ from rhocore.models.file import load_model_file
 from rhocore.plugins.registry import get_registry
 from rhocore.stm.images import nmae_percent_above, topmost_z
 from rhocore.stm.selection import image_comparison
+from rhocore.stm.settings import CONSTANT_CURRENT, StmSettings
+from rhocore.stm.sources import field_grid
 from rhocore.training.trainer import TrainingResult
 from rhocore.workflows.config import resolve_config
 from rhocore.workflows.generate import dataset_metadata
-from rhocore.workflows.stm import (
-    CONSTANT_CURRENT,
-    StmSettings,
-    field_grid,
-    load_source,
-    stm_images,
-)
+from rhocore.workflows.stm import load_source, stm_images
 from rhocore.workflows.train import Split, train_run
 
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -93,7 +89,7 @@ def make_config(
         "optimizer": "ridge",
         "ridge_regularizations": regularizations,
         "ridge_selection": selection,
-        "stm_selection": {"height": args.tip_height},
+        "ridge_selection_options": {"height": args.tip_height} if selection != "loss" else {},
         "ridge_max_support": args.max_support,
     }
     return resolve_config(

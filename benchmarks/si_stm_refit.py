@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from rhocore_pyscf import periodic
 from rhocore_pyscf.options import PySCFOptions
+from rhocore_pyscf.periodic import cells as periodic
 from tqdm.auto import tqdm
 
 from rhocore.data.dataset import Dataset, DatasetEntry, DatasetWriter

@@ -3,8 +3,8 @@
 Water clusters of 63 to 1002 atoms (liquid density, random orientations) get the overlap
 metric of a real auxiliary basis from PySCF (by default PySCF's even-tempered basis
 generated from STO-3G: 50 functions on O, 5 on H) and synthetic coefficients; each is
-written to a dataset through :class:`rhocore.data.dataset.DatasetWriter`. Then, for every
-cluster and each way of holding the metric, a fresh Python process reads the structure
+written to a dataset through :class:`rhocore.data.dataset.writer.DatasetWriter`. Then, for
+every cluster and each way of holding the metric, a fresh Python process reads the structure
 and runs one Adam step of the linear model through :func:`rhocore.training.trainer.train`
 (descriptors, metric to torch, forward, loss, backward, step, checkpoint):
 
@@ -62,7 +62,7 @@ def canonical_overlap(atoms: ase.Atoms, basis: str, aux_basis: str):
     """Overlap S of the aux basis in canonical order, computed a few atoms' rows at a time."""
     from rhocore_pyscf import rifit
     from rhocore_pyscf.convention import aux_ao_map
-    from rhocore_pyscf.molecules import build_auxmol, build_mol
+    from rhocore_pyscf.molecular.molecules import build_auxmol, build_mol
     from rhocore_pyscf.options import PySCFOptions
 
     options = PySCFOptions(basis=basis, aux_basis=aux_basis, metric="overlap")
@@ -146,8 +146,9 @@ def peak_rss_mib() -> float:
 
 def warm_up(dataset, descriptor, model, options, mode: str) -> None:
     """One step on the first water alone, so that lazily loaded code is not counted."""
+    from rhocore.data.samples import Sample
     from rhocore.qc.metric import BlockMetric
-    from rhocore.training.trainer import Sample, train
+    from rhocore.training.trainer import train
 
     layout = dataset.metadata.layout
     atoms = dataset.atoms(0)[:3]
@@ -164,9 +165,11 @@ def child(path: str, mode: str, cutoff: float) -> dict:
     """One training step on the single structure of ``path``; peak memory in MiB."""
     from rhocore.data.dataset import Dataset
     from rhocore.data.loader import load_samples
+    from rhocore.data.samples import Sample
     from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
     from rhocore.models.linear import LinearModel
-    from rhocore.training.trainer import Sample, TrainingOptions, train
+    from rhocore.training.options import TrainingOptions
+    from rhocore.training.trainer import train
 
     dataset = Dataset(path)
     layout = dataset.metadata.layout

@@ -1,22 +1,24 @@
-"""Predict RI coefficients with a file written by ``rhocore export`` -- without rhocore.
+"""Predict RI coefficients with a rhocore model file -- without rhocore or featomic.
 
-    python use_exported_model.py exported.pt structures.xyz coefficients.npz
+    python use_exported_model.py runs/water-homo/model.pt structures.xyz coefficients.npz
 
 Needs torch, metatensor-torch, metatomic-torch (with metatomic-ase and vesin, which it
-installs), featomic-torch and ase. For every structure the coefficients are computed
-twice, through metatomic's ASE calculator and through plain ``torch.jit.load``, and
+installs) and ase. The compiled featomic code the model needs comes from the
+``extensions/`` folder that rhocore writes next to the model file. For every structure
+the coefficients are computed twice, through metatomic's ASE calculator and through
+metatomic's ``load_atomistic_model``, and
 written as flat vectors in the basis order the file's metadata describes:
 ``calculator_<i>`` and ``torch_<i>`` in ``coefficients.npz``, plus ``metadata`` (JSON).
 """
 
 import json
 import sys
+from pathlib import Path
 
 import ase.io
-import featomic.torch  # noqa: F401  (registers featomic's TorchScript classes for jit.load)
 import numpy as np
 import torch
-from metatomic.torch import ModelEvaluationOptions, ModelOutput, System
+from metatomic.torch import ModelEvaluationOptions, ModelOutput, System, load_atomistic_model
 from metatomic_ase import MetatomicCalculator
 from vesin.metatomic import neighbor_lists_for_model
 
@@ -43,18 +45,25 @@ def flat_coefficients(tensor, numbers, layout):
     return vector
 
 
+def extensions_of(path):
+    """The ``extensions/`` folder rhocore writes next to a model file."""
+    return str(Path(path).parent / "extensions")
+
+
 def with_calculator(path, frames):
     """Coefficient TensorMaps from metatomic's ASE calculator, and the rhocore metadata."""
-    calculator = MetatomicCalculator(path, check_consistency=True)
+    calculator = MetatomicCalculator(
+        path, extensions_directory=extensions_of(path), check_consistency=True
+    )
     metadata = json.loads(calculator.metadata().extra["rhocore"])
     request = {metadata["output"]: ModelOutput(sample_kind="atom")}
     return [calculator.run_model(atoms, request)[metadata["output"]] for atoms in frames], metadata
 
 
 def with_plain_torch(path, frames, name):
-    """The same through ``torch.jit.load``: build metatomic Systems, add the neighbour
-    lists the model asks for (vesin), call the model."""
-    model = torch.jit.load(path)
+    """The same through ``load_atomistic_model``: build metatomic Systems, add the
+    neighbour lists the model asks for (vesin), call the model."""
+    model = load_atomistic_model(path, extensions_directory=extensions_of(path))
     neighbor_lists = neighbor_lists_for_model("angstrom", model, model_length_unit="angstrom")
     options = ModelEvaluationOptions(
         length_unit="angstrom", outputs={name: ModelOutput(sample_kind="atom")}

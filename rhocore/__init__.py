@@ -1,21 +1,7 @@
-"""rhocore: learn electronic-structure fields of molecules and materials from structure."""
+"""rhocore: learn electronic-structure fields of molecules and materials from structure.
 
-from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
-from rhocore.qc.backend import IntegrationGrid, OrbitalData, QCBackend, RIFit, SCFResult
-from rhocore.qc.basis import BasisLayout
-from rhocore.qc.target import Target
+Plugins import rhocore's public API from :mod:`rhocore.api`; users drive it through the
+``rhocore`` command (:mod:`rhocore.cli`) and the workflows in :mod:`rhocore.workflows`.
+"""
 
 __version__ = "0.1.0"
-
-__all__ = [
-    "BasisLayout",
-    "IntegrationGrid",
-    "OrbitalData",
-    "QCBackend",
-    "RIFit",
-    "SCFResult",
-    "Target",
-    "get_plugin_manager",
-    "get_registry",
-    "hookimpl",
-]

@@ -1,7 +1,8 @@
 """The ``rhocore`` command line: parses arguments and calls the workflows.
 
-User errors (bad config, unknown plugin, unreadable file) are printed as one clear
-message and exit with status 2, never as a traceback.
+User errors (:class:`rhocore.errors.RhocoreError`: bad config, unknown plugin, unreadable
+file) are printed as one clear line and exit with status 1; any other exception is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,32 +14,21 @@ from pathlib import Path
 
 import click
 
-from rhocore.plugins.registry import KINDS, PluginError, get_plugin_manager, get_registry
+from rhocore.errors import RhocoreError
+from rhocore.plugins.registry import KINDS, get_plugin_manager, get_registry
 
 
 class UserFacingGroup(click.Group):
-    """A click group that turns expected user errors into one-line messages.
+    """A click group that prints user errors (:class:`RhocoreError`) as one-line messages.
 
-    Line breaks inside a message are folded, so that each error is one line.
+    Line breaks inside a message are folded, so that each error is one line. Every other
+    exception propagates with its traceback: it is a bug to report, not an input to fix.
     """
 
     def invoke(self, ctx: click.Context):
-        from rhocore.parallel.executor import ExecutorError
-        from rhocore.qc.backend import BackendSetupError
-        from rhocore.qc.properties import PropertiesNotAvailableError
-        from rhocore.workflows.config import ConfigError
-
         try:
             return super().invoke(ctx)
-        except (
-            BackendSetupError,
-            ConfigError,
-            ExecutorError,
-            PluginError,
-            PropertiesNotAvailableError,
-            FileNotFoundError,
-            ValueError,
-        ) as error:
+        except RhocoreError as error:
             raise click.ClickException(" ".join(str(error).split())) from None
 
 
@@ -75,7 +65,7 @@ def schema(kind: str, name: str | None) -> None:
     if kind == "descriptor":
         from rhocore.descriptors.features import DescriptorOptions as options_cls
     elif kind == "training":
-        from rhocore.training.trainer import TrainingOptions as options_cls
+        from rhocore.training.options import TrainingOptions as options_cls
     elif kind == "executor":
         from rhocore.parallel.executor import EXECUTOR_KINDS
 
@@ -335,14 +325,19 @@ def predict(
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("exported.pt"),
     show_default=True,
-    help="The exported file (not the run directory's own model.pt).",
+    help=(
+        "The exported file (not the model file being exported); its extensions/ folder is "
+        "written next to it."
+    ),
 )
 def export(source: Path, output: Path) -> None:
-    """Export a trained model as one metatomic/TorchScript file that runs without rhocore.
+    """Copy a model file, with the extensions/ folder it needs, or convert an old one.
 
-    RUN_OR_CHECKPOINT is a run directory, its model.pt or its checkpoint.ckpt. The file
-    computes lambda-SOAP and the model from structures and returns the RI coefficients as
-    output rhocore::<target>; it loads with torch, metatensor-torch and featomic-torch.
+    RUN_OR_CHECKPOINT is a run directory, its model.pt or its checkpoint.ckpt, or a
+    model.pt of an earlier rhocore (TorchScript + rhocore.json), which is converted. The
+    file is a metatomic model: it computes lambda-SOAP and the model from structures and
+    returns the RI coefficients as output rhocore::<target>; it loads with torch,
+    metatensor-torch and metatomic-torch and the extensions/ folder next to it.
     """
     from rhocore.workflows.export import export_model
 

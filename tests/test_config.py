@@ -7,8 +7,9 @@ import types
 import pytest
 import yaml
 
-from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.hookspecs import hookimpl
+from rhocore.plugins.options import PluginOptions
+from rhocore.plugins.registry import get_plugin_manager, get_registry
 from rhocore.qc.target import Target
 from rhocore.workflows.config import ConfigError, load_config, resolve_config
 
@@ -106,7 +107,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from rhocore.descriptors.features import DescriptorOptions  # noqa: E402
-from rhocore.training.trainer import TrainingOptions  # noqa: E402
+from rhocore.training.options import TrainingOptions  # noqa: E402
 
 INSTALLED = get_registry()
 SCALARS = (
@@ -195,3 +196,16 @@ def test_random_yaml_text_is_a_config_or_one_config_error(tmp_path_factory, text
 def test_nan_and_infinite_numbers_are_refused_with_their_path(value, section, path):
     with pytest.raises(ConfigError, match=rf"{path}: Input should be a finite number \(got"):
         resolve_config(yaml.safe_load(section % value), source="run.yaml")
+
+
+def test_a_file_name_alone_is_short_for_the_structures_file(registry, tmp_path):
+    path = tmp_path / "short.yaml"
+    path.write_text("structures: water.xyz\n")
+    short = load_config(path, registry=registry)
+    long = resolve_config(
+        {"structures": {"file": "water.xyz"}}, base_dir=tmp_path, registry=registry
+    )
+    assert short.raw.structures == long.raw.structures
+    assert short.to_dict()["structures"] == {"file": "water.xyz", "index": ":", "format": None}
+    with pytest.raises(ConfigError, match="structures"):
+        resolve_config({"structures": 3}, registry=registry)

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-import rhocore.data.dataset as dataset_module
+import rhocore.data.dataset.format as dataset_format
 from rhocore.data.dataset import (
     FORMAT_VERSION,
     Dataset,
@@ -208,6 +208,7 @@ def _kill_while_writing(path: Path, seconds: float) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_writer_killed_mid_write_leaves_only_complete_entries(tmp_path):
     path = tmp_path / "dataset.h5"
     previous = 0
@@ -270,11 +271,11 @@ def test_an_older_format_version_goes_through_the_update_chain(tmp_path, monkeyp
     def update_to_next(attrs: dict) -> dict:
         return attrs | {"metric_kind": "coulomb"}
 
-    updates = dataset_module.UPDATES | {FORMAT_VERSION: update_to_next}
-    monkeypatch.setattr(dataset_module, "FORMAT_VERSION", FORMAT_VERSION + 1)
-    monkeypatch.setattr(dataset_module, "UPDATES", updates)
+    updates = dataset_format.UPDATES | {FORMAT_VERSION: update_to_next}
+    monkeypatch.setattr(dataset_format, "FORMAT_VERSION", FORMAT_VERSION + 1)
+    monkeypatch.setattr(dataset_format, "UPDATES", updates)
     assert Dataset(path).metadata.metric_kind == "coulomb"
-    monkeypatch.setattr(dataset_module, "UPDATES", {})
+    monkeypatch.setattr(dataset_format, "UPDATES", {})
     with pytest.raises(
         DatasetError, match=f"version {FORMAT_VERSION}, which this rhocore no longer reads"
     ):

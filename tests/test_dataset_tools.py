@@ -93,6 +93,7 @@ _WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_info_reads_a_file_another_process_is_writing_and_says_so(tmp_path):
     path = tmp_path / "live.h5"
     child = subprocess.Popen(

@@ -21,7 +21,8 @@ from rhocore.data.dataset import Dataset, DatasetWriter
 from rhocore.plugins.registry import get_registry
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 from rhocore.training import distributed
-from rhocore.training.trainer import load_checkpoint, load_model, predict
+from rhocore.training.checkpoints import load_checkpoint, load_model
+from rhocore.training.trainer import predict
 
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 REPOSITORY = Path(__file__).parents[1]
@@ -133,6 +134,7 @@ def _assert_same_curve(one: list[dict], two: list[dict], epochs: int) -> None:
     assert one[-1]["train_loss"] != one[0]["train_loss"]  # the curve is not flat
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["adam", "lbfgs"])
 def test_two_processes_follow_the_loss_curve_of_one(root, parallel, serial, name):
     assert all(record["outcomes"][list(RUNS).index(name)] == "ok" for record in parallel)

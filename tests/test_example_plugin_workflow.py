@@ -20,7 +20,8 @@ import pytest
 from rhocore.data.dataset import Dataset
 from rhocore.data.generators import distorted_waters
 from rhocore.models.file import load_model_file
-from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.plugins.hookspecs import hookimpl
+from rhocore.plugins.registry import get_plugin_manager, get_registry
 from rhocore.qc.target import Target
 from rhocore.testing.backends import check_backend
 from rhocore.workflows.config import resolve_config
@@ -28,6 +29,8 @@ from rhocore.workflows.evaluate import evaluate
 from rhocore.workflows.generate import generate
 from rhocore.workflows.predict import predict
 from rhocore.workflows.train import train_run
+
+pytestmark = pytest.mark.slow  # generates and trains in its set-up
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "rhocore-toy"
 

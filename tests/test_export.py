@@ -1,4 +1,4 @@
-"""``rhocore export``: the exported file, run without rhocore, predicts what rhocore does."""
+"""``rhocore export``: the copied model file, run without rhocore, predicts what rhocore does."""
 
 from __future__ import annotations
 
@@ -26,30 +26,34 @@ from rhocore.models.linear import LinearModel
 from rhocore.models.nonlinear import NonlinearModel
 from rhocore.testing.datasets import synthetic_metadata
 from rhocore.testing.models import random_waters
-from rhocore.training.trainer import TrainingOptions, train
+from rhocore.training.options import TrainingOptions
+from rhocore.training.trainer import train
 from rhocore.workflows.export import export_model
 from tests.training_data import DESCRIPTOR_OPTIONS, LAYOUT, linear_samples, make_descriptor
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "use_exported_model.py"
-#: Runs a script with every ``rhocore*`` import refused, and checks none slipped in.
+#: Runs a script with every ``rhocore*`` and ``featomic*`` import refused, and checks none
+#: slipped in: the model's compiled code comes from its ``extensions/`` folder.
 BLOCKED_RUNNER = """
 import runpy, sys
-class RefuseRhocore:
+BLOCKED = ("rhocore", "featomic")
+class Refuse:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0].startswith("rhocore"):
-            raise ImportError(f"rhocore is blocked in this process ({name})")
+        if name.split(".")[0].startswith(BLOCKED):
+            raise ImportError(f"{name} is blocked in this process")
         return None
-sys.meta_path.insert(0, RefuseRhocore())
-try:
-    import rhocore
-except ImportError:
-    pass
-else:
-    raise SystemExit("the import blocker did not block rhocore")
+sys.meta_path.insert(0, Refuse())
+for name in BLOCKED:
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+    else:
+        raise SystemExit(f"the import blocker did not block {name}")
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
-loaded = sorted(name for name in sys.modules if name.startswith("rhocore"))
+loaded = sorted(name for name in sys.modules if name.startswith(BLOCKED))
 if loaded:
     raise SystemExit(f"rhocore modules were loaded: {loaded}")
 print("no rhocore module loaded")
@@ -88,6 +92,7 @@ def run_dir(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_exported_file_runs_without_rhocore_and_equals_rhocore_predict(run_dir, tmp_path):
     frames = structures()
     ase.io.write(tmp_path / "frames.extxyz", frames)
@@ -95,6 +100,8 @@ def test_exported_file_runs_without_rhocore_and_equals_rhocore_predict(run_dir, 
     result = runner.invoke(cli, ["export", str(run_dir), "-o", str(tmp_path / "exported.pt")])
     assert result.exit_code == 0, result.output
     assert "rhocore::homo" in result.output
+    assert f"extensions  {tmp_path / 'extensions'}" in result.output
+    assert list((tmp_path / "extensions").rglob("libfeatomic_torch.*"))
     result = runner.invoke(
         cli,
         ["predict", str(run_dir), str(tmp_path / "frames.extxyz")]

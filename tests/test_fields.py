@@ -7,7 +7,8 @@ import ase.io.cube
 import numpy as np
 import pytest
 
-from rhocore.fields.grids import BOHR_IN_ANGSTROM, metric_error_percent, nmae_percent, write_cube
+from rhocore.fields.grids import metric_error_percent, nmae_percent, write_cube
+from rhocore.qc.units import BOHR_IN_ANGSTROM
 
 
 def _grid(n: int = 60, extent: float = 6.0):

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from pydantic import Field
 
-from rhocore import BasisLayout, OrbitalData, QCBackend, RIFit, SCFResult, Target
+from rhocore.api import BasisLayout, OrbitalData, QCBackend, RIFit, SCFResult, Target
 from rhocore.data.generators import distorted_waters
 from rhocore.parallel.executor import (
     THREAD_VARIABLES,
@@ -36,8 +36,9 @@ from rhocore.parallel.executor import (
     dask_client,
     jobqueue_cluster,
 )
-from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.hookspecs import hookimpl
+from rhocore.plugins.options import PluginOptions
+from rhocore.plugins.registry import get_plugin_manager, get_registry
 from rhocore.testing.datasets import assert_same_file_contents, file_contents
 from rhocore.workflows.config import ConfigError, resolve_config
 from rhocore.workflows.generate import generate
@@ -151,6 +152,7 @@ def deaths_logged(root: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+@pytest.mark.slow
 def test_local_cluster_that_loses_a_worker_mid_run_completes_to_the_serial_dataset(
     tmp_path, registry
 ):
@@ -167,6 +169,7 @@ def test_local_cluster_that_loses_a_worker_mid_run_completes_to_the_serial_datas
     )
 
 
+@pytest.mark.slow
 def test_a_structure_that_keeps_killing_its_workers_is_recorded_failed_and_the_run_goes_on(
     tmp_path, registry
 ):
@@ -326,6 +329,7 @@ kill -TERM -- "-$1"
 """
 
 
+@pytest.mark.slow
 def test_slurm_executor_submits_a_job_whose_workers_compute_every_structure(
     tmp_path, registry, monkeypatch
 ):
@@ -396,3 +400,21 @@ def test_a_cluster_that_cannot_start_is_one_line_naming_the_reason():
     message = str(error.value)
     assert "\n" not in message and "SLURM Dask cluster did not start" in message
     assert "'no-such-nic0' is not a valid network interface" in message
+
+
+@pytest.mark.parametrize(
+    ("settings", "structures", "expected"),
+    [
+        ({}, 1, (1, 4)),  # a lone structure gets every core
+        ({}, 2, (2, 2)),
+        ({}, 10, (4, 1)),
+        ({"workers": 2}, 10, (2, 2)),
+        ({"cores_per_worker": 2}, 10, (2, 2)),
+        ({"cores_per_worker": 1}, 1, (1, 1)),  # an explicit setting is kept
+    ],
+)
+def test_local_layout_shares_the_usable_cores_among_the_workers_started(
+    monkeypatch, settings, structures, expected
+):
+    monkeypatch.setattr("rhocore.parallel.executor.usable_cores", lambda: 4)
+    assert resolve_executor({"kind": "local", **settings}).layout(structures) == expected

@@ -13,7 +13,9 @@ from rhocore.models.kernel import KernelModel
 from rhocore.models.linear import LinearModel, ridge
 from rhocore.plugins.registry import get_registry
 from rhocore.testing.models import check_model
-from rhocore.training.trainer import TrainingOptions, load_model, predict, train
+from rhocore.training.checkpoints import load_model
+from rhocore.training.options import TrainingOptions
+from rhocore.training.trainer import predict, train
 from tests.training_data import LAYOUT, linear_samples, make_descriptor
 
 RIDGE = TrainingOptions(optimizer="ridge", ridge_regularizations=[1e-8])

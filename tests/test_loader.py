@@ -14,10 +14,12 @@ from training_data import LAYOUT, linear_samples, make_descriptor
 from rhocore.data.batching import AtomBatchSampler
 from rhocore.data.dataset import DatasetWriter
 from rhocore.data.loader import StructureData, load_samples
+from rhocore.data.samples import Sample
 from rhocore.models.linear import LinearModel
 from rhocore.qc.metric import BlockMetric
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
-from rhocore.training.trainer import Sample, TrainingOptions, train
+from rhocore.training.options import TrainingOptions
+from rhocore.training.trainer import train
 
 
 @settings(max_examples=200, deadline=None)

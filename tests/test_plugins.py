@@ -6,8 +6,9 @@ import types
 
 import pytest
 
-from rhocore.plugins.registry import PluginError, get_plugin_manager, get_registry, hookimpl
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.hookspecs import hookimpl
+from rhocore.plugins.options import PluginOptions
+from rhocore.plugins.registry import PluginError, get_plugin_manager, get_registry
 from rhocore.qc.target import Target
 
 

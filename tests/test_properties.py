@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import types
+
 import ase
 import numpy as np
 import pytest
 
 from rhocore.data.dataset import DatasetMetadata
+from rhocore.plugins.hookspecs import hookimpl
+from rhocore.plugins.registry import get_plugin_manager, get_registry
 from rhocore.qc.backend import QCBackend
 from rhocore.qc.basis import BasisLayout
 from rhocore.qc.properties import (
@@ -15,6 +19,7 @@ from rhocore.qc.properties import (
     parse_property_names,
     property_errors,
 )
+from rhocore.qc.target import Target
 from rhocore.workflows.derived import density_backend
 
 
@@ -52,7 +57,7 @@ def test_property_names_are_parsed_from_commas_lists_and_all():
 
 
 def test_unknown_property_names_are_refused_with_a_suggestion():
-    with pytest.raises(ValueError, match=r"'hartree' \(did you mean 'hartree_energy'\?\)"):
+    with pytest.raises(ValueError, match=r"'hartree'. Did you mean 'hartree_energy'\?"):
         parse_property_names("electron_count,hartree")
     with pytest.raises(ValueError, match="no property named"):
         parse_property_names(" , ")
@@ -93,16 +98,52 @@ def test_backends_without_the_optional_hooks_say_so():
         backend.write_scf_guess(atoms, np.zeros(1), None, "x")
 
 
-def test_derived_quantities_of_an_orbital_field_are_refused():
-    metadata = DatasetMetadata(
+class OrbitalStub(Target):
+    name = "orbital-stub"
+
+    def weights(self, orbitals):
+        raise NotImplementedError
+
+
+class DensityStub(OrbitalStub):
+    name = "density-stub"
+    is_total_density = True
+
+
+@pytest.fixture(scope="module")
+def registry():
+    plugin = types.ModuleType("derived_test_plugins")
+    plugin.rhocore_register_backends = hookimpl(lambda: [FieldOnlyBackend])
+    plugin.rhocore_register_targets = hookimpl(lambda: [OrbitalStub, DensityStub])
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(plugin)
+    return get_registry(manager)
+
+
+def field_only_metadata(target_name: str) -> DatasetMetadata:
+    return DatasetMetadata(
         backend_name="field-only",
         backend_version="0",
         backend_options={},
-        target_name="homo",
+        target_name=target_name,
         target_options={},
         layout=None,
         metric_kind="overlap",
         rhocore_version="0",
     )
-    with pytest.raises(ValueError, match="trained on the 'homo' field"):
-        density_backend(metadata, "derived quantities")
+
+
+def test_derived_quantities_of_an_orbital_field_are_refused(registry):
+    metadata = field_only_metadata("orbital-stub")
+    with pytest.raises(ValueError, match="trained on the 'orbital-stub' field"):
+        density_backend(metadata, "computes_properties", "derived quantities", registry)
+
+
+def test_derived_quantities_need_a_backend_that_computes_them(registry):
+    metadata = field_only_metadata("density-stub")
+    with pytest.raises(
+        ValueError, match="'field-only' that made the data cannot compute derived quantities"
+    ):
+        density_backend(metadata, "computes_properties", "derived quantities", registry)
+    backend = density_backend(metadata, "evaluates_fields", "cube files", registry)
+    assert isinstance(backend, FieldOnlyBackend)

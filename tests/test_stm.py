@@ -20,10 +20,13 @@ from click.testing import CliRunner
 import rhocore.workflows.stm as stm_workflow
 from rhocore.cli import cli
 from rhocore.data.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
-from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.plugins.hookspecs import hookimpl
+from rhocore.plugins.options import PluginOptions
+from rhocore.plugins.registry import get_plugin_manager, get_registry
 from rhocore.qc.backend import QCBackend, RIFit
 from rhocore.qc.basis import BasisLayout
+from rhocore.qc.target import EnergyWindow, Target
+from rhocore.qc.units import BOHR_IN_ANGSTROM
 from rhocore.stm.images import (
     CellGrid,
     StmWarning,
@@ -39,7 +42,8 @@ from rhocore.stm.images import (
     write_ase_stm_file,
 )
 from rhocore.stm.plots import stm_comparison_plot, stm_image_plot, top_layer_positions
-from rhocore.workflows.stm import StmSettings, check_bias, stm_images, target_bias
+from rhocore.stm.settings import StmSettings, check_bias, target_bias
+from rhocore.workflows.stm import stm_images
 
 KAPPA = 2.0  # decay constant of the analytic field (1/angstrom)
 CORRUGATION = 0.3
@@ -218,34 +222,58 @@ def test_top_layer_atoms_are_wrapped_and_tiled():
     assert np.allclose(top_layer_positions(shifted, 1.5, (2, 3))[0], xy)
 
 
-@pytest.mark.parametrize(
-    ("options", "bias"),
-    [
-        ({"bias": -1.0, "reference": "fermi", "sigma": 0.1}, -1.0),
-        ({"bias": None, "emin": -1.0, "emax": 0.0, "reference": "fermi"}, -1.0),
-        ({"emin": 0.0, "emax": 0.5}, 0.5),
-    ],
-)
-def test_target_bias_reads_the_ildos_window(options, bias):
-    assert target_bias("ildos", options) == bias
+class WindowTarget(Target):
+    """An in-test ILDOS: the states of [lower, upper] eV from a reference."""
+
+    name = "ildos"
+
+    class Options(PluginOptions):
+        lower: float = -1.0
+        upper: float = 0.0
+        reference: str = "fermi"
+
+    @property
+    def energy_window(self) -> EnergyWindow:
+        return EnergyWindow(self.options.lower, self.options.upper, self.options.reference)
+
+    def weights(self, orbitals):
+        raise AssertionError("STM images only evaluate stored or predicted fields")
+
+
+class OrbitalTarget(WindowTarget):
+    """An in-test field that is no energy window's."""
+
+    name = "homo"
+
+    @property
+    def energy_window(self) -> None:
+        return None
 
 
 @pytest.mark.parametrize(
-    ("name", "options", "message"),
+    ("window", "bias"),
+    [({"lower": -1.0, "upper": 0.0}, -1.0), ({"lower": 0.0, "upper": 0.5}, 0.5)],
+)
+def test_target_bias_reads_the_ildos_window(window, bias):
+    assert target_bias(WindowTarget(window)) == bias
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
     [
-        ("homo", {}, "'homo' target, not an ILDOS"),
-        ("ildos", {"bias": -1.0, "reference": "vacuum"}, "not to the Fermi level"),
-        ("ildos", {"emin": -1.0, "emax": 0.5}, "does not run from the Fermi level"),
+        (OrbitalTarget(), "'homo' target, not an ILDOS"),
+        (WindowTarget({"reference": "vacuum"}), "not to the Fermi level"),
+        (WindowTarget({"lower": -1.0, "upper": 0.5}), "does not run from the Fermi level"),
     ],
 )
-def test_fields_that_are_not_the_ildos_of_a_bias_are_refused(name, options, message):
+def test_fields_that_are_not_the_ildos_of_a_bias_are_refused(target, message):
     with pytest.raises(ValueError, match=message):
-        target_bias(name, options)
+        target_bias(target)
 
 
-def test_a_bias_other_than_the_trained_one_is_refused():
+def test_a_bias_other_than_the_trained_one_is_refused(registry):
     with pytest.raises(ValueError, match=r"ILDOS of bias -1.000 V, not \+0.500 V"):
-        check_bias(ildos_metadata(), 0.5)
+        check_bias(ildos_metadata(), 0.5, registry)
 
 
 @pytest.mark.parametrize(
@@ -309,7 +337,7 @@ def ildos_metadata(**changes: object) -> DatasetMetadata:
         "backend_version": "1",
         "backend_options": {},
         "target_name": "ildos",
-        "target_options": {"bias": -1.0, "reference": "fermi", "sigma": 0.1},
+        "target_options": {"lower": -1.0, "upper": 0.0, "reference": "fermi"},
         "layout": BasisLayout({79: (1,)}),
         "metric_kind": "overlap",
         "rhocore_version": "0.1.0",
@@ -341,6 +369,7 @@ def write_dataset(path, metadata: DatasetMetadata) -> None:
 def registry():
     plugin = types.ModuleType("stm_test_backends")
     plugin.rhocore_register_backends = hookimpl(lambda: [ExponentialBackend, BlindBackend])
+    plugin.rhocore_register_targets = hookimpl(lambda: [WindowTarget, OrbitalTarget])
     manager = get_plugin_manager(load_entry_points=False)
     manager.register(plugin)
     return get_registry(manager)

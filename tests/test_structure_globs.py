@@ -10,7 +10,8 @@ import ase.io
 import pytest
 
 from rhocore.data.structure_files import SOURCE_KEY, StructureError
-from rhocore.plugins.registry import get_plugin_manager, get_registry, hookimpl
+from rhocore.plugins.hookspecs import hookimpl
+from rhocore.plugins.registry import get_plugin_manager, get_registry
 from rhocore.qc.backend import QCBackend
 from rhocore.workflows.config import ConfigError, resolve_config
 

@@ -11,7 +11,8 @@ from rhocore.models.kernel import KernelModel
 from rhocore.models.linear import LinearModel, dense, support_ridge
 from rhocore.models.linear.ridge import RidgeProblem, set_dual_weights
 from rhocore.models.linear.support_ridge import SupportRidgeProblem
-from rhocore.training.trainer import TrainingOptions, predict, train
+from rhocore.training.options import TrainingOptions
+from rhocore.training.trainer import predict, train
 from tests.training_data import LAYOUT, linear_samples, make_descriptor
 
 #: Coefficients of one water molecule in the test layout.
@@ -41,6 +42,7 @@ def test_the_whole_training_set_as_support_gives_the_full_dual_solution(model_cl
         assert np.allclose(got, want, rtol=1e-6, atol=1e-8 * np.abs(want).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("column_block", [2048, 7])
 def test_a_smaller_support_minimises_the_subset_of_regressors_loss(
     tmp_path, monkeypatch, column_block

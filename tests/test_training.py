@@ -11,15 +11,15 @@ from training_data import LAYOUT, linear_samples, make_descriptor
 
 from rhocore.models.linear import LinearModel
 from rhocore.models.nonlinear import NonlinearModel
-from rhocore.training import trainer as training
-from rhocore.training.trainer import (
-    TrainingOptions,
+from rhocore.training import trainer
+from rhocore.training.checkpoints import (
+    CHECKPOINT_FORMAT_VERSION,
     load_checkpoint,
     load_model,
-    predict,
     save_checkpoint,
-    train,
 )
+from rhocore.training.options import TrainingOptions
+from rhocore.training.trainer import predict, train
 
 DATA = Path(__file__).parent / "data"
 
@@ -41,6 +41,7 @@ def _run(model_cls, samples, run_dir, *, options=None, epochs=8, seed=0, resume=
     return model, descriptor, result
 
 
+@pytest.mark.slow
 def test_linear_model_learns_exactly_linear_coefficients(samples, tmp_path):
     _, _, result = _run(LinearModel, samples, tmp_path, epochs=120)
     first, last = result.history[0], result.history[-1]
@@ -50,20 +51,19 @@ def test_linear_model_learns_exactly_linear_coefficients(samples, tmp_path):
     assert "epoch 120 train_loss" in log and "validation_loss" in log
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_from_the_saved_epoch(samples, tmp_path, monkeypatch):
     _, _, straight = _run(LinearModel, samples, tmp_path / "straight", epochs=10)
 
-    save = training.save_checkpoint
-
     def save_then_die(path, checkpoint):
-        save(path, checkpoint)
+        save_checkpoint(path, checkpoint)
         if checkpoint["epoch"] == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)  # where the loop looks it up
     with pytest.raises(KeyboardInterrupt):
         _run(LinearModel, samples, tmp_path / "resumed", epochs=10)
-    monkeypatch.setattr(training, "save_checkpoint", save)
+    monkeypatch.setattr(trainer, "save_checkpoint", save_checkpoint)
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.ckpt")["epoch"] == 4
     _, _, resumed = _run(LinearModel, samples, tmp_path / "resumed", epochs=10)
 
@@ -108,7 +108,7 @@ def test_checkpoint_of_another_model_is_not_resumed(samples, tmp_path):
 
 def test_checkpoint_from_a_newer_format_is_refused_naming_its_release(tmp_path):
     checkpoint = load_checkpoint(DATA / "checkpoint_v1.ckpt")
-    checkpoint["format_version"] = training.CHECKPOINT_FORMAT_VERSION + 1
+    checkpoint["format_version"] = CHECKPOINT_FORMAT_VERSION + 1
     checkpoint["rhocore_version"] = "9.4.0"
     save_checkpoint(tmp_path / "new.ckpt", checkpoint)
     with pytest.raises(ValueError, match=r"written by rhocore 9\.4\.0.*rhocore>=9\.4\.0"):
@@ -123,6 +123,7 @@ def test_stored_format_1_checkpoint_still_loads_and_predicts(samples):
     assert np.isfinite(vectors[0]).all() and np.abs(vectors[0]).max() > 0
 
 
+@pytest.mark.slow
 def test_full_batch_lbfgs_fits_exactly_linear_coefficients_in_few_epochs(samples, tmp_path):
     descriptor = make_descriptor()
     model = LinearModel(None, LAYOUT, descriptor.feature_sizes())
@@ -186,9 +187,19 @@ def test_a_validation_score_overrides_the_loss_in_the_choice_of_ridge_strength(s
 def test_image_selection_of_the_ridge_strength_needs_optimizer_ridge():
     with pytest.raises(ValueError, match="ridge_selection 'stm-images' chooses among the ridge"):
         TrainingOptions(optimizer="adam", ridge_selection="stm-images")
-    assert (
-        TrainingOptions(optimizer="ridge", ridge_selection="stm-images").stm_selection.height == 3
+    options = TrainingOptions(
+        optimizer="ridge", ridge_selection="stm-images", ridge_selection_options={"height": 2.0}
     )
+    assert options.ridge_selection_options == {"height": 2.0}
+
+
+def test_scorer_options_need_a_scorer_and_the_old_stm_key_says_its_new_name():
+    with pytest.raises(ValueError, match="ridge_selection 'loss' takes none"):
+        TrainingOptions(optimizer="ridge", ridge_selection_options={"height": 2.0})
+    with pytest.raises(ValueError, match="stm_selection is now training.ridge_selection_options"):
+        TrainingOptions.model_validate(
+            {"optimizer": "ridge", "ridge_selection": "stm-images", "stm_selection": {}}
+        )
 
 
 def test_ridge_refuses_a_model_it_cannot_solve(samples, tmp_path):
@@ -206,6 +217,7 @@ def test_ridge_refuses_a_model_it_cannot_solve(samples, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_nonlinear_training_starts_from_the_closed_form_linear_fit(samples, tmp_path):
     descriptor = make_descriptor()
     ridge_only = LinearModel(None, LAYOUT, descriptor.feature_sizes())

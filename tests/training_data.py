@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rhocore.data.samples import Sample
 from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
 from rhocore.models.linear import LinearModel
 from rhocore.qc.basis import BasisLayout
 from rhocore.testing.models import random_waters
-from rhocore.training.trainer import Sample, predict
+from rhocore.training.trainer import predict
 
 LAYOUT = BasisLayout({8: (3, 2, 1), 1: (2, 1)})
 DESCRIPTOR_OPTIONS = DescriptorOptions(cutoff=3.5, max_radial=2, max_angular=2)

@@ -28,6 +28,8 @@ import struct
 import zlib
 from pathlib import Path
 
+from rhocore.errors import InputError, RhocoreError
+
 #: First bytes of a journal; followed by the committed size of the file (8 bytes).
 MAGIC = b"rhocore-journal-1"
 _HEADER = struct.Struct(f"<{len(MAGIC)}sQ")
@@ -43,7 +45,7 @@ def journal_path(path: Path | str) -> Path:
     return path.with_name(path.name + ".journal")
 
 
-class FileLockedError(OSError):
+class FileLockedError(RhocoreError, OSError):
     """Another process has the file open (an HDF5 reader, or a writer)."""
 
 
@@ -213,7 +215,7 @@ def roll_back_locked(fd: int, path: Path) -> bool:
     if len(content) >= _HEADER.size:
         magic, committed_size = _HEADER.unpack_from(content)
         if magic != MAGIC:
-            raise ValueError(
+            raise InputError(
                 f"{journal} is not a rhocore journal; move it away if {path} is intact"
             )
         for offset, old in reversed(_records(content)):

@@ -2,8 +2,8 @@
 
 :class:`StructureData` is a torch dataset over entries of a ``dataset.h5``: each item is
 read when asked for, and each worker process opens the HDF5 file itself (the
-:class:`~rhocore.data.dataset.Dataset` it holds reopens after pickling or forking), so that
-``num_workers`` processes read, and cut metrics into blocks, in parallel.
+:class:`~rhocore.data.dataset.reader.Dataset` it holds reopens after pickling or forking), so
+that ``num_workers`` processes read, and cut metrics into blocks, in parallel.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch.utils.data
-from tqdm.auto import tqdm
 
 from rhocore.data.dataset import Dataset
-from rhocore.training.trainer import Sample
+from rhocore.data.samples import Sample
+from rhocore.parallel.progress import progress_bar
 
 
 class StructureData(torch.utils.data.Dataset):
-    """Entries ``indices`` of a dataset as :class:`~rhocore.training.trainer.Sample`, read lazily.
+    """Entries ``indices`` of a dataset as :class:`~rhocore.data.samples.Sample`, read lazily.
 
     Metrics come as atom-pair blocks within ``metric_cutoff`` angstrom (None: all pairs).
     """
@@ -64,4 +64,6 @@ def load_samples(
     loader = torch.utils.data.DataLoader(
         data, batch_size=None, num_workers=num_workers, collate_fn=_one
     )
-    return list(tqdm(loader, desc="reading", unit="structure", disable=not progress or not data))
+    return list(
+        progress_bar(loader, desc="reading", unit="structure", disable=not progress or not data)
+    )

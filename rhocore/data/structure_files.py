@@ -13,8 +13,10 @@ import ase
 import ase.io
 import numpy as np
 
+from rhocore.errors import RhocoreError
 
-class StructureError(ValueError):
+
+class StructureError(RhocoreError, ValueError):
     """A structure file that cannot be read, or a structure in it that cannot be used."""
 
 

@@ -20,7 +20,8 @@ from metatensor.torch import TensorMap
 from pydantic import Field
 
 from rhocore.descriptors.lambda_soap import Expanded, LambdaSoapModule
-from rhocore.qc.backend import PluginOptions
+from rhocore.errors import InputError
+from rhocore.plugins.options import PluginOptions
 from rhocore.qc.basis import BasisLayout
 
 #: Atoms per species in a piece of :meth:`LambdaSoap.compute_chunks`: with the water
@@ -77,7 +78,7 @@ class LambdaSoap:
         self.species = sorted({int(z) for z in species})
         missing = [z for z in self.species if z not in layout.species]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"species {missing} have no RI basis functions in the layout (it covers "
                 f"{layout.species}); use a basis set that includes them"
             )
@@ -85,7 +86,7 @@ class LambdaSoap:
             max(layout.max_lmax, 4) if options.max_angular is None else options.max_angular
         )
         if self.max_angular < layout.max_lmax:
-            raise ValueError(
+            raise InputError(
                 f"descriptor max_angular={self.max_angular} is below the RI basis lmax "
                 f"{layout.max_lmax}; set descriptor.max_angular >= {layout.max_lmax}"
             )
@@ -143,7 +144,7 @@ class LambdaSoap:
         frames = list(frames)
         unknown = sorted({int(z) for atoms in frames for z in atoms.numbers} - set(self.species))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"structures contain species {unknown} that this descriptor was not built "
                 f"for (species {self.species}); retrain with them in the training set"
             )

@@ -15,8 +15,6 @@ import numpy as np
 
 from rhocore.qc.backend import IntegrationGrid, QCBackend
 
-BOHR_IN_ANGSTROM = 0.529177210903
-
 
 def nmae_percent(predicted: np.ndarray, reference: np.ndarray, weights: np.ndarray) -> float:
     """100 * integral |pred - ref| / integral |ref| on a quadrature grid."""

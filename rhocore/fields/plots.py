@@ -1,14 +1,15 @@
-"""Figures written by workflows and benchmarks (matplotlib, non-interactive backend)."""
+"""Figures written by workflows and benchmarks.
+
+Drawn through matplotlib's object API (``Figure``, ``savefig``), so a user's backend is never
+switched.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def coefficient_parity_plot(
@@ -18,7 +19,8 @@ def coefficient_parity_plot(
     reference = np.concatenate([r for r, _, _ in parity])
     predicted = np.concatenate([p for _, p, _ in parity])
     angular = np.concatenate([a for _, _, a in parity])
-    figure, axis = plt.subplots(figsize=(5, 5))
+    figure = Figure(figsize=(5, 5))
+    axis = figure.subplots()
     for l in np.unique(angular):
         mask = angular == l
         axis.scatter(reference[mask], predicted[mask], s=4, alpha=0.6, label=f"l = {l}")
@@ -33,14 +35,14 @@ def coefficient_parity_plot(
     axis.legend(markerscale=3, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
-    plt.close(figure)
 
 
 def learning_curve_plot(
     sizes: list[int], errors: dict[str, list[float]], ylabel: str, path: Path
 ) -> None:
     """Test error against training-set size on log-log axes, one line per model."""
-    figure, axis = plt.subplots(figsize=(5, 4))
+    figure = Figure(figsize=(5, 4))
+    axis = figure.subplots()
     for label, values in errors.items():
         axis.loglog(sizes, values, marker="o", label=label)
     axis.set_xlabel("training structures")
@@ -49,4 +51,3 @@ def learning_curve_plot(
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=150)
-    plt.close(figure)

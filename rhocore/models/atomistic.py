@@ -5,15 +5,22 @@ returns the predicted coefficients as output ``rhocore::<target>`` (per atom: ke
 (o3_lambda, o3_sigma, center_type), samples (system, atom), components (o3_mu),
 properties (n)). :func:`atomistic_model` wraps it with the metadata a user needs to map the
 coefficients to basis functions without rhocore. The saved file is TorchScript and loads
-with torch + metatensor-torch + metatomic-torch + featomic-torch alone.
+with torch + metatensor-torch + metatomic-torch and the featomic-torch extension alone.
+
+:func:`predict_coefficients` is rhocore's one prediction path: training validation, a
+loaded model file and every command that takes a MODEL run a :class:`CoefficientModel` on
+metatomic ``System`` objects through it.
 
 The ``forward`` annotations use ``typing.List``/``Dict``/``Optional``: metatomic compares
 them with exactly these types (see ``[tool.ruff.lint.per-file-ignores]``).
 """
 
 import json
+from collections.abc import Sequence
 from typing import Any, Dict, List, Optional
 
+import ase
+import numpy as np
 import torch
 from metatensor.torch import Labels, TensorMap
 from metatomic.torch import (
@@ -24,16 +31,17 @@ from metatomic.torch import (
     System,
 )
 
-from rhocore.descriptors.features import PIECE_ATOMS
+from rhocore.descriptors.features import PIECE_ATOMS, periodic_in_all_directions
 from rhocore.descriptors.lambda_soap import LambdaSoapModule
-from rhocore.descriptors.tensormaps import join_samples
+from rhocore.descriptors.tensormaps import join_samples, tensormap_to_coefficients
+from rhocore.qc.basis import BasisLayout
 
 #: Namespace of rhocore's outputs in metatomic (non-standard outputs are ``namespace::name``).
 OUTPUT_NAMESPACE = "rhocore"
 #: Key of the rhocore metadata (JSON) in ``ModelMetadata.extra``.
 METADATA_KEY = "rhocore"
-EXPORT_FORMAT = "rhocore-exported-model"
-EXPORT_FORMAT_VERSION = 1
+#: Structures per call of the model in :func:`predict_coefficients`.
+PREDICT_BATCH = 32
 
 
 def output_name(target: str) -> str:
@@ -45,8 +53,7 @@ class CoefficientModel(torch.nn.Module):
     """metatomic model: ``output`` = RI coefficients of the selected atoms of ``systems``.
 
     Features are computed and passed through ``model`` in pieces of ``piece_atoms`` atoms
-    per species (as in :meth:`rhocore.models.file.ModelFile.predict`), so the memory of one
-    piece bounds the features held at a time.
+    per species, so the memory of one piece bounds the features held at a time.
     """
 
     output: str
@@ -96,28 +103,29 @@ class CoefficientModel(torch.nn.Module):
 
 
 def atomistic_model(
-    descriptor: LambdaSoapModule,
-    model: torch.nn.Module,
-    target: str,
+    module: torch.nn.Module,
+    output: str,
+    species: List[int],
     cutoff: float,
     info: Dict[str, Any],
     name: str,
     description: str,
 ) -> AtomisticModel:
-    """The metatomic model of ``model`` on ``descriptor``'s features, float64, angstrom.
+    """The metatomic model of a :class:`CoefficientModel` (or of a loaded metatomic model
+    of one) with output ``output``, for ``species``; float64, angstrom.
 
     ``info`` (JSON-ready: layout, target, backend, units, ...) is stored as JSON under
     ``ModelMetadata.extra["rhocore"]``; ``cutoff`` (angstrom) is the interaction range.
     """
-    module = CoefficientModel(descriptor, model, output_name(target)).eval()
+    target = output.split("::")[-1]
     capabilities = ModelCapabilities(
         outputs={
-            output_name(target): ModelOutput(
+            output: ModelOutput(
                 sample_kind="atom",
                 description=f"RI coefficients of the {target} field, per atom (rhocore)",
             )
         },
-        atomic_types=list(descriptor.species),
+        atomic_types=[int(z) for z in species],
         interaction_range=float(cutoff),
         length_unit="angstrom",
         supported_devices=["cpu"],
@@ -129,4 +137,60 @@ def atomistic_model(
         references={"implementation": ["rhocore"]},
         extra={METADATA_KEY: json.dumps(info)},
     )
-    return AtomisticModel(module, metadata, capabilities)
+    return AtomisticModel(module.eval(), metadata, capabilities)
+
+
+def systems_of(frames: Sequence[ase.Atoms], cutoff: float) -> List[System]:
+    """metatomic systems of ``frames`` (float64, angstrom).
+
+    A slab becomes the equivalent fully periodic cell
+    (:func:`rhocore.descriptors.features.periodic_in_all_directions`), so featomic builds
+    its neighbour list itself and no engine is needed; ``cutoff`` is in angstrom.
+    """
+    systems = []
+    for atoms in frames:
+        atoms = periodic_in_all_directions(atoms, cutoff)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        systems.append(
+            System(
+                types=torch.tensor(atoms.numbers, dtype=torch.int32),
+                positions=torch.tensor(atoms.positions, dtype=torch.float64),
+                cell=torch.tensor(atoms.cell.array * pbc[:, None], dtype=torch.float64),
+                pbc=torch.tensor(pbc),
+            )
+        )
+    return systems
+
+
+def predict_coefficients(
+    module: torch.nn.Module,
+    frames: Sequence[ase.Atoms],
+    layout: BasisLayout,
+    cutoff: float,
+    batch_size: int = PREDICT_BATCH,
+) -> List[np.ndarray]:
+    """Flat canonical coefficient vectors a :class:`CoefficientModel` predicts for ``frames``.
+
+    rhocore's one prediction path: ``module`` is the model of a model file (scripted) or
+    one being trained (eager); ``cutoff`` (angstrom) is its descriptor's. Structures are
+    run ``batch_size`` at a time.
+    """
+    frames = list(frames)
+    species = [int(z) for z in module.descriptor.species]
+    unknown = sorted({int(z) for atoms in frames for z in atoms.numbers} - set(species))
+    if unknown:
+        raise ValueError(
+            f"structures contain species {unknown} that this model was not trained for "
+            f"(species {species}); retrain with them in the training set"
+        )
+    vectors: List[np.ndarray] = []
+    with torch.no_grad():
+        for start in range(0, len(frames), batch_size):
+            chunk = frames[start : start + batch_size]
+            output = module.coefficients(systems_of(chunk, cutoff), None)
+            numbers = [atoms.numbers for atoms in chunk]
+            vectors.extend(
+                vector.detach().numpy().copy()
+                for vector in tensormap_to_coefficients(output, numbers, layout)
+            )
+    return vectors

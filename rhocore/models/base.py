@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from metatensor.torch import TensorMap
 
+from rhocore.errors import InputError
 from rhocore.models.layers import EquivariantLinear
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.options import PluginOptions
 from rhocore.qc.basis import BasisLayout
 
 
@@ -48,7 +49,7 @@ class Model(torch.nn.Module):
         self.feature_sizes = {(int(l), int(z)): int(n) for (l, z), n in feature_sizes.items()}
         missing = [key for key in self.output_keys() if key not in self.feature_sizes]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"the descriptor gives no features for the coefficient blocks (l, Z) {missing}; "
                 "build the descriptor from the same basis layout and species"
             )

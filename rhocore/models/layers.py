@@ -6,6 +6,10 @@ import numpy as np
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
 
+#: One output's dual rows in the closed-form ridge: feature rows (rows, features [+ 1]),
+#: their dual weights (rows,) and each row's support atom.
+DualRows = tuple[np.ndarray, np.ndarray, list[int]]
+
 
 class EquivariantLinear(torch.nn.Module):
     """Linear map over the properties of one (o3_lambda, center_type) block.
@@ -76,6 +80,30 @@ class EquivariantLinear(torch.nn.Module):
     def set_baseline(self, mean: np.ndarray) -> None:
         """Set the fixed offset of the invariant outputs (shape (out_features,))."""
         copy_baseline(self.baseline, mean, self.o3_lambda, self.center_type)
+
+    # --- the closed-form ridge solver's view (rhocore.models.linear.ridge) ----------------
+
+    #: False: one weight matrix serves every atom, so all dual rows add to one weight.
+    dual_per_atom = False
+
+    def dual_similarity(self, invariants: torch.Tensor | None = None) -> np.ndarray | None:
+        """The ridge kernel's factor beyond the feature products: none for a linear map."""
+        return None
+
+    def set_dual_weights(self, rows: dict[int, DualRows]) -> None:
+        """Weights from the ridge solver's dual weights: ``rows[n]`` holds output n's
+        feature rows (with a trailing 1 for the bias), their dual weights and atoms."""
+        weight = np.zeros(tuple(self.weight.shape))
+        bias = None if self.bias is None else np.zeros(tuple(self.bias.shape))
+        for n, (stacked, alpha, _) in rows.items():
+            solution = stacked.T @ alpha
+            weight[:, n] = solution[: weight.shape[0]]
+            if bias is not None:
+                bias[n] = solution[-1]
+        with torch.no_grad():
+            self.weight.copy_(torch.from_numpy(weight))
+            if self.bias is not None and bias is not None:
+                self.bias.copy_(torch.from_numpy(bias))
 
 
 def copy_baseline(

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from rhocore.errors import RhocoreError
+
 if TYPE_CHECKING:
     from dask_jobqueue.core import JobQueueCluster
     from distributed import Client
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(RhocoreError, RuntimeError):
     """A Dask cluster that cannot be reached or started, with what to do about it."""
 
 
@@ -99,11 +101,13 @@ class LocalExecutor(_ClusterOptions):
         description="Worker processes; default: this machine's usable cores divided by "
         "cores_per_worker. Never more than the structures left to compute.",
     )
-    cores_per_worker: int = Field(
-        default=1,
+    cores_per_worker: int | None = Field(
+        default=None,
         ge=1,
         description="BLAS/OpenMP threads of each worker's QC code (OMP_NUM_THREADS, "
-        "MKL_NUM_THREADS, OPENBLAS_NUM_THREADS, unless the environment sets them).",
+        "MKL_NUM_THREADS, OPENBLAS_NUM_THREADS, unless the environment sets them); "
+        "default: the usable cores shared evenly by the workers started, so that a "
+        "lone structure gets them all.",
     )
     memory_per_worker: ByteSize = Field(
         default="auto",
@@ -111,11 +115,16 @@ class LocalExecutor(_ClusterOptions):
         "memory evenly. A worker above it is restarted and its structure run again.",
     )
 
-    def worker_count(self) -> int:
-        """Workers to start: ``workers``, or usable cores / ``cores_per_worker``."""
-        if self.workers is not None:
-            return self.workers
-        return max(1, usable_cores() // self.cores_per_worker)
+    def layout(self, structures: int) -> tuple[int, int]:
+        """Workers to start for ``structures`` structures and the cores of each.
+
+        Workers: ``workers``, or usable cores / ``cores_per_worker``, never more than the
+        structures. Cores: ``cores_per_worker``, or the usable cores shared evenly.
+        """
+        cores = usable_cores()
+        workers = self.workers or max(1, cores // (self.cores_per_worker or 1))
+        workers = max(1, min(workers, structures))
+        return workers, self.cores_per_worker or max(1, cores // workers)
 
 
 def usable_cores() -> int:
@@ -214,8 +223,7 @@ EXECUTOR_KINDS: dict[str, type[BaseModel]] = {
 def describe(options: ExecutorOptions, structures: int) -> str:
     """One line saying where ``structures`` structures are computed, for the log."""
     if isinstance(options, LocalExecutor):
-        workers = min(options.worker_count(), structures)
-        return f"a local Dask cluster of {_workers(workers, options.cores_per_worker)}"
+        return f"a local Dask cluster of {_workers(*options.layout(structures))}"
     if isinstance(options, AddressExecutor):
         return f"the Dask scheduler at {options.address}"
     if isinstance(options, JobqueueExecutor):
@@ -256,11 +264,15 @@ def dask_client(options: ExecutorOptions, structures: int) -> Iterator[Client]:
         # queued structure with it and counts against no other structure's retries
         "distributed.scheduler.worker-saturation": 1.0,
     }
-    threads = {name: str(options.cores_per_worker) for name in THREAD_VARIABLES}
+    if isinstance(options, LocalExecutor):
+        workers, cores = options.layout(structures)
+    else:
+        workers, cores = options.workers_per_job, options.cores_per_worker
+    threads = {name: str(cores) for name in THREAD_VARIABLES}
     settings["distributed.nanny.pre-spawn-environ"] = threads
     with _restored_environment(THREAD_VARIABLES), dask.config.set(settings):
         if isinstance(options, LocalExecutor):
-            cluster = _local_cluster(options, min(options.worker_count(), structures))
+            cluster = _local_cluster(options, workers)
         else:
             cluster = jobqueue_cluster(options)
             cluster.adapt(minimum_jobs=options.jobs, maximum_jobs=options.jobs)

@@ -7,18 +7,18 @@ models register through the same hooks, as an internal plugin.
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import pluggy
 
-PROJECT = "rhocore"
-ENTRY_POINT_GROUP = "rhocore"
+from rhocore.errors import RhocoreError, did_you_mean
+from rhocore.plugins.hookspecs import PROJECT, HookSpecs
 
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+ENTRY_POINT_GROUP = "rhocore"
+#: Module of the core's own plugin (its models and descriptor).
+BUILTIN_PLUGIN = "rhocore.models.builtin"
 
 Kind = Literal["backend", "target", "model"]
 KINDS: tuple[Kind, ...] = ("backend", "target", "model")
@@ -37,30 +37,7 @@ KNOWN_PROVIDERS: dict[tuple[Kind, str], str] = {
 }
 
 
-class HookSpecs:
-    """The contract between rhocore and its plugins."""
-
-    @hookspec
-    def rhocore_register_backends(self) -> list[type]:
-        """Return the :class:`rhocore.qc.backend.QCBackend` subclasses this plugin provides.
-
-        Called once when the plugin manager is built; each class needs a unique ``name``.
-        """
-
-    @hookspec
-    def rhocore_register_targets(self) -> list[type]:
-        """Return the :class:`rhocore.qc.target.Target` subclasses this plugin provides."""
-
-    @hookspec
-    def rhocore_register_models(self) -> list[type]:
-        """Return the :class:`rhocore.models.Model` subclasses this plugin provides."""
-
-    @hookspec
-    def rhocore_register_commands(self, cli: Any) -> None:
-        """Add sub-commands to the ``rhocore`` click group ``cli`` (e.g. ``rhocore aims``)."""
-
-
-class PluginError(LookupError):
+class PluginError(RhocoreError, LookupError):
     """A plugin name that is unknown or provided twice."""
 
 
@@ -128,9 +105,7 @@ class Registry:
 def unknown_name_message(kind: Kind, name: str, known: list[str]) -> str:
     """Error text for an unknown plugin name: the known names, a guess, an install hint."""
     message = f"unknown {kind} '{name}'. Known {kind}s: {', '.join(known) or '(none)'}."
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        message += f" Did you mean '{close[0]}'?"
+    message += did_you_mean(name, known)
     provider = KNOWN_PROVIDERS.get((kind, name))
     if provider:
         message += f" '{name}' is provided by `pip install {provider}`."
@@ -150,11 +125,10 @@ def _distribution_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str
 
 def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
     """A fresh plugin manager with the core's built-ins and the installed plugins."""
-    from rhocore.models import builtin as builtin_plugin
-
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(HookSpecs)
-    manager.register(builtin_plugin, name="rhocore.builtin")
+    # the core's own plugin, found by name like any entry point
+    manager.register(importlib.import_module(BUILTIN_PLUGIN), name="rhocore.builtin")
     if load_entry_points:
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return manager

@@ -18,29 +18,32 @@ from typing import Any, ClassVar, Literal
 
 import ase
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+from rhocore.errors import RhocoreError
+from rhocore.plugins.options import PluginOptions
 from rhocore.qc.basis import BasisLayout
 from rhocore.qc.properties import PropertiesNotAvailableError
+
+#: What a backend can do beyond SCF and RI fits: each is a boolean class attribute of
+#: :class:`QCBackend`, with the words an error uses when a backend lacks it.
+CAPABILITIES = {
+    "evaluates_fields": "evaluate fields on points",
+    "computes_properties": "compute derived quantities of its RI densities",
+    "writes_scf_guess": "start its SCF from a predicted density",
+}
+Capability = Literal["evaluates_fields", "computes_properties", "writes_scf_guess"]
 
 #: Metric of an RI fit: the L2 norm of the fit error, its Coulomb energy, or its L2 norm
 #: relative to the local field (error^2 / (abs(field) + floor)^p; vacuum tails count).
 MetricKind = Literal["overlap", "coulomb", "relative"]
 
 
-class BackendSetupError(Exception):
+class BackendSetupError(RhocoreError):
     """The QC code cannot run at all as configured (missing binary, data files, licence).
 
     Not a property of one structure: runs stop at once instead of recording every
     structure as failed.
     """
-
-
-class PluginOptions(BaseModel):
-    """Base of every plugin's ``Options``: unknown fields and NaN or infinite numbers are
-    errors, not ignored."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass
@@ -150,12 +153,22 @@ class QCBackend(ABC):
     #: True for backends that read finished QC outputs instead of running an SCF: a
     #: config's structure files are then read by :meth:`read_outputs`, not by ASE.
     reads_outputs: ClassVar[bool] = False
+    #: True for backends that implement :meth:`properties`, :meth:`exact_properties` and
+    #: :meth:`electrostatic_potential` (derived quantities of a total density).
+    computes_properties: ClassVar[bool] = False
+    #: True for backends that implement :meth:`write_scf_guess`.
+    writes_scf_guess: ClassVar[bool] = False
 
     def __init__(self, options: PluginOptions | dict | None = None):
         if isinstance(options, PluginOptions):
             self.options = options
         else:
             self.options = self.Options.model_validate(options or {})
+
+    @property
+    def metric_kind(self) -> MetricKind:
+        """The metric of this backend's RI fits as configured, stored in datasets."""
+        return "overlap"
 
     @property
     def version(self) -> str:

@@ -19,11 +19,12 @@ Definitions (all of the total density rho, nuclei as point charges):
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from rhocore.errors import InputError, RhocoreError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ PROPERTIES: dict[str, PropertySpec] = {
 ENERGIES = ("hartree_energy", "electrostatic_energy", "xc_energy")
 
 
-class PropertiesNotAvailableError(NotImplementedError):
+class PropertiesNotAvailableError(RhocoreError, NotImplementedError):
     """A backend that cannot compute a derived quantity (it says which and why)."""
 
 
@@ -60,15 +61,13 @@ def parse_property_names(names: str | Iterable[str]) -> list[str]:
         return list(PROPERTIES)
     unknown = [item for item in items if item not in PROPERTIES]
     if unknown:
-        hints = []
-        for item in unknown:
-            close = difflib.get_close_matches(item, list(PROPERTIES), n=1)
-            hints.append(f"'{item}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise ValueError(
-            f"unknown properties {', '.join(hints)}; known: {', '.join(PROPERTIES)} or 'all'"
+        names = ", ".join(f"'{item}'" for item in unknown)
+        hints = "".join(did_you_mean(item, PROPERTIES) for item in unknown)
+        raise InputError(
+            f"unknown properties {names}.{hints} Known: {', '.join(PROPERTIES)} or 'all'."
         )
     if not items:
-        raise ValueError(f"no property named; give some of {', '.join(PROPERTIES)} or 'all'")
+        raise InputError(f"no property named; give some of {', '.join(PROPERTIES)} or 'all'")
     return list(dict.fromkeys(items))
 
 

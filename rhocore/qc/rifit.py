@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from rhocore.errors import RhocoreError
 
-class IllConditionedMetricError(ValueError):
+
+class IllConditionedMetricError(RhocoreError, ValueError):
     """The auxiliary basis is (nearly) linearly dependent: S cannot be inverted reliably."""
 
 

@@ -28,9 +28,11 @@ from pathlib import Path
 import ase
 import numpy as np
 from ase.io.jsonio import write_json
-from tqdm import tqdm
 
-from rhocore.fields.grids import BOHR_IN_ANGSTROM, nmae_percent
+from rhocore.errors import InputError
+from rhocore.fields.grids import nmae_percent
+from rhocore.parallel.progress import progress_bar
+from rhocore.qc.units import BOHR_IN_ANGSTROM
 
 #: Lengths (angstrom) below which a cell component counts as zero.
 CELL_TOLERANCE = 1e-6
@@ -46,7 +48,7 @@ def check_surface_cell(cell: np.ndarray) -> np.ndarray:
     """The 3x3 cell (rows a, b, c) if the surface normal is along z, else a ValueError."""
     cell = np.asarray(cell, dtype=float)
     if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < CELL_TOLERANCE:
-        raise ValueError(
+        raise InputError(
             "STM images need a structure with a 3D cell (rows a, b, c, in angstrom); "
             f"got {cell.tolist()}"
         )
@@ -54,7 +56,7 @@ def check_surface_cell(cell: np.ndarray) -> np.ndarray:
         CELL_TOLERANCE
     )
     if tilted or cell[2, 2] <= 0:
-        raise ValueError(
+        raise InputError(
             "STM images need the surface normal along +z: cell vectors a and b in the xy "
             f"plane and c along z. This cell has a = {_vector(cell[0])}, "
             f"b = {_vector(cell[1])}, c = {_vector(cell[2])}; rotate the slab so that its "
@@ -155,7 +157,7 @@ def vacuum_z_range(atoms: ase.Atoms, below: float = 2.0) -> tuple[float, float]:
     heights = atoms.positions[:, 2]
     top, height = float(heights.max()), float(cell[2, 2])
     if top >= height:
-        raise ValueError(
+        raise InputError(
             f"the topmost atom (z = {top:.3f} angstrom) is not below the top of the cell "
             f"(c_z = {height:.3f} angstrom): STM images need vacuum above the surface"
         )
@@ -171,7 +173,7 @@ def empty_cell_grid(
     ``z_range`` (angstrom, absolute) keeps only the planes that cover it, to save cost.
     """
     if spacing <= 0:
-        raise ValueError(f"the grid spacing must be positive, got {spacing} angstrom")
+        raise InputError(f"the grid spacing must be positive, got {spacing} angstrom")
     cell = check_surface_cell(atoms.cell)
     nx, ny, nz_cell = (max(2, math.ceil(length / spacing)) for length in atoms.cell.lengths())
     first, last = 0, nz_cell - 1
@@ -189,7 +191,7 @@ def _plane_range(z_range: tuple[float, float], dz: float, nz_cell: int) -> tuple
     first = max(0, math.floor(low / dz + 1e-9))
     last = min(nz_cell - 1, math.ceil(high / dz - 1e-9))
     if last - first < 1:
-        raise ValueError(
+        raise InputError(
             f"the z range ({low:.3f}, {high:.3f}) angstrom holds fewer than two grid planes "
             f"of the cell (0 to {nz_cell * dz:.3f} angstrom)"
         )
@@ -217,7 +219,7 @@ def field_on_cell_grid(
     values = np.empty(len(points))
     starts = range(0, len(points), CHUNK_POINTS)
     quiet = not progress or len(starts) < 2  # a single chunk is quick
-    for start in tqdm(starts, desc="field", unit="chunk", disable=quiet):
+    for start in progress_bar(starts, desc="field", unit="chunk", disable=quiet):
         chunk = points[start : start + CHUNK_POINTS]
         values[start : start + len(chunk)] = np.asarray(evaluate(chunk), dtype=float)
     grid.values = values.reshape(grid.values.shape)
@@ -232,7 +234,7 @@ def constant_height(grid: CellGrid, z: float) -> np.ndarray:
     position = (z - grid.z[0]) / grid.dz
     nz = grid.values.shape[2]
     if position < -1e-9 or position > nz - 1 + 1e-9:
-        raise ValueError(
+        raise InputError(
             f"height z = {z:.3f} angstrom is outside the grid's z range "
             f"({grid.z[0]:.3f} to {grid.z[-1]:.3f} angstrom)"
         )

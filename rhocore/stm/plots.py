@@ -1,4 +1,4 @@
-"""Figures of STM images (matplotlib, non-interactive backend).
+"""Figures of STM images, through matplotlib's object API (a user's backend is never switched).
 
 Images are drawn over ``repeat`` tiled copies of the surface cell so that rows and
 corrugation are visible, with the atoms of the top layer outlined as circles.
@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import ase
+import numpy as np
+from ase.data import covalent_radii
+from matplotlib.axes import Axes
+from matplotlib.collections import PatchCollection, QuadMesh
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
-matplotlib.use("Agg")
-import ase  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from ase.data import covalent_radii  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.collections import PatchCollection, QuadMesh  # noqa: E402
-from matplotlib.patches import Circle  # noqa: E402
-
-from rhocore.stm.images import plane_coordinates  # noqa: E402
+from rhocore.stm.images import plane_coordinates
 
 IMAGE_CMAP = "afmhot"
 DIFFERENCE_CMAP = "RdBu_r"
@@ -92,13 +89,13 @@ def stm_image_plot(
     top_layer: float = 1.0,
 ) -> None:
     """One STM image with a colour bar, written to a PNG file."""
-    figure, axis = plt.subplots(figsize=(_panel_width(atoms, repeat), 5), layout="constrained")
+    figure = Figure(figsize=(_panel_width(atoms, repeat), 5), layout="constrained")
+    axis = figure.subplots()
     limits = _image_limits(image)
     mesh = draw_image(axis, image, atoms, repeat=repeat, top_layer=top_layer, limits=limits)
     figure.colorbar(mesh, ax=axis, label=colorbar_label, extend=_extend(image, limits))
     axis.set_title(title, fontsize=10)
     figure.savefig(path, dpi=150)
-    plt.close(figure)
 
 
 def _panel_width(atoms: ase.Atoms, repeat: tuple[int, int]) -> float:
@@ -141,9 +138,8 @@ def stm_comparison_plot(
     top_layer: float = 1.0,
 ) -> None:
     """Predicted | reference | difference, the first two on one colour scale, to a PNG."""
-    figure, axes = plt.subplots(
-        1, 3, figsize=(3 * _panel_width(atoms, repeat), 5), layout="constrained"
-    )
+    figure = Figure(figsize=(3 * _panel_width(atoms, repeat), 5), layout="constrained")
+    axes = figure.subplots(1, 3)
     both = np.concatenate([predicted.ravel(), reference.ravel()])
     limits = _image_limits(both)
     difference = predicted - reference
@@ -169,4 +165,3 @@ def stm_comparison_plot(
         axis.set_title(name)
     figure.suptitle(title, fontsize=10)
     figure.savefig(path, dpi=150)
-    plt.close(figure)

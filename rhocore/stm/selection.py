@@ -6,7 +6,7 @@ strength on it picks models whose images are not the best. With
 ``training.ridge_selection: stm-images``, :class:`StmImageScore` images every strength's
 model on the validation structures in constant-current mode and compares each image with
 the one of the structure's RI reference at the same isovalue, the reference's mean field
-``stm_selection.height`` above the topmost atom. The score is
+``ridge_selection_options.height`` above the topmost atom. The score is
 max(height RMSE / height scale, NMAE / NMAE scale), means over the structures, so that
 neither the tip heights nor the field are improved at the other's expense.
 """
@@ -16,13 +16,17 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from rhocore.data.dataset import Dataset
 from rhocore.descriptors.features import LambdaSoap
+from rhocore.errors import InputError
 from rhocore.models.base import Model
-from rhocore.plugins.registry import Registry, get_registry
+from rhocore.plugins.options import PluginOptions
+from rhocore.plugins.registry import Registry
 from rhocore.stm.images import (
     CellGrid,
     constant_current,
@@ -31,18 +35,33 @@ from rhocore.stm.images import (
     pearson_r,
     topmost_z,
 )
-from rhocore.training.trainer import StmSelectionOptions, predict
-from rhocore.workflows.stm import (
-    CONSTANT_CURRENT,
-    FieldSource,
-    StmSettings,
-    field_grid,
-    load_source,
-    resolve_isovalue,
-    target_bias,
-)
+from rhocore.stm.settings import CONSTANT_CURRENT, StmSettings, data_bias, resolve_isovalue
+from rhocore.stm.sources import FieldSource, dataset_source, field_grid
+from rhocore.training.trainer import predict
 
 log = logging.getLogger(__name__)
+
+
+class StmSelectionOptions(PluginOptions):
+    """The validation images that choose the ridge strength
+    (``training.ridge_selection_options`` of ``ridge_selection: stm-images``)."""
+
+    height: float = Field(
+        3.0,
+        gt=0,
+        description="Set point of the constant-current images: the reference's mean field "
+        "this far above the topmost atom (angstrom) is the isovalue of both images.",
+    )
+    height_scale_pm: float = Field(
+        10.0,
+        gt=0,
+        description="Tip-height RMSE (pm) that counts as much as nmae_scale_percent of field "
+        "NMAE in the score max(height RMSE / height_scale_pm, NMAE / nmae_scale_percent).",
+    )
+    nmae_scale_percent: float = Field(
+        10.0, gt=0, description="Field NMAE above the topmost atom (%) that counts as one."
+    )
+    spacing: float = Field(0.15, gt=0, description="In-plane grid spacing (angstrom).")
 
 
 def image_comparison(
@@ -71,7 +90,11 @@ class StmImageScore:
 
     The reference fields are evaluated once, when the score is built; each call predicts
     the entries' coefficients and images them (about a second per slab of 32 atoms).
+    A validation scorer (:class:`rhocore.training.scorers.ValidationScorer`).
     """
+
+    name: ClassVar[str] = "stm-images"
+    Options: ClassVar[type[PluginOptions]] = StmSelectionOptions
 
     def __init__(
         self,
@@ -81,16 +104,16 @@ class StmImageScore:
         registry: Registry | None = None,
     ):
         if not indices:
-            raise ValueError(
+            raise InputError(
                 "training.ridge_selection 'stm-images' images the validation structures: set "
                 "split.validation_fraction > 0"
             )
         dataset = Dataset(dataset_path)
         self.metadata = dataset.metadata
         try:
-            bias = target_bias(self.metadata.target_name, self.metadata.target_options)
-        except ValueError as error:
-            raise ValueError(
+            bias = data_bias(self.metadata, registry)
+        except InputError as error:
+            raise InputError(
                 f"training.ridge_selection 'stm-images' needs STM images of the data in "
                 f"{dataset_path}: {error}"
             ) from None
@@ -98,12 +121,12 @@ class StmImageScore:
         self.settings = StmSettings(
             bias=bias, mode=CONSTANT_CURRENT, height=options.height, spacing=options.spacing
         )
-        self.registry = registry or get_registry()
+        self.registry = registry
         self.atoms = [dataset.atoms(index) for index in indices]
         self.z_tops = [topmost_z(atoms) for atoms in self.atoms]
         log.info("evaluating the RI references of %d validation images", len(indices))
         self.references = [
-            field_grid(load_source(dataset_path, index), self.settings, self.registry, False)
+            field_grid(dataset_source(dataset_path, index), self.settings, self.registry, False)
             for index in indices
         ]
 

@@ -16,7 +16,7 @@ from metatensor.torch import TensorMap
 from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
 from rhocore.descriptors.tensormaps import tensormap_to_coefficients
 from rhocore.models.base import Model
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.options import PluginOptions
 from rhocore.qc.basis import BasisLayout
 from rhocore.qc.rotations import random_rotation, rotate_coefficients
 

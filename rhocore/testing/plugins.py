@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.options import PluginOptions
 
 
 def check_plugin_class(cls: type) -> None:

@@ -14,8 +14,11 @@ def generate_and_train(cli: click.Group, root: Path, config: dict[str, Any]) -> 
     """Run `rhocore generate` and `rhocore train` on ``config`` inside ``root``.
 
     Writes ``root/config.yaml``, the dataset ``root/data.h5`` and the run directory
-    ``root/run``; a command that fails fails the calling test with its output.
+    ``root/run``; a command that fails fails the calling test with its output. Without an
+    ``executor`` section the structures are computed in this process (``kind: serial``):
+    starting a Dask cluster costs seconds and is tested on its own.
     """
+    config = {"executor": {"kind": "serial"}, **config}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     runner = CliRunner()
     for arguments in (

@@ -19,6 +19,8 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
+from rhocore.errors import InputError
+
 T = TypeVar("T")
 
 
@@ -28,12 +30,12 @@ def launched_world_size() -> int:
     try:
         size = int(value)
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"environment variable WORLD_SIZE is '{value}', not a number of processes; "
             "start parallel training with `torchrun --nproc_per_node N ...`"
         ) from None
     if size < 1:
-        raise ValueError(f"environment variable WORLD_SIZE is {size}; it must be at least 1")
+        raise InputError(f"environment variable WORLD_SIZE is {size}; it must be at least 1")
     return size
 
 

@@ -7,14 +7,13 @@ error names the YAML path (``target.options.index``) and the reason.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ase
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rhocore.data.structure_files import (
     StructureError,
@@ -22,13 +21,15 @@ from rhocore.data.structure_files import (
     expand_structure_paths,
     read_structure_file,
 )
+from rhocore.errors import RhocoreError, did_you_mean
 from rhocore.parallel.executor import EXECUTOR_KINDS, ExecutorOptions, LocalExecutor
+from rhocore.plugins.options import PluginOptions
 from rhocore.plugins.registry import Kind, PluginError, Registry, get_registry
-from rhocore.qc.backend import PluginOptions, QCBackend
+from rhocore.qc.backend import QCBackend
 from rhocore.qc.target import Target
 
 
-class ConfigError(ValueError):
+class ConfigError(RhocoreError, ValueError):
     """A configuration that cannot be used, with the YAML path of the problem."""
 
 
@@ -44,7 +45,10 @@ class PluginChoice(_Strict):
 
 
 class StructuresSpec(_Strict):
-    """Where the structures come from: any file ASE reads, and which frames of it."""
+    """Where the structures come from: any file ASE reads, and which frames of it.
+
+    A file name alone (``structures: water.xyz``) stands for ``{file: water.xyz}``.
+    """
 
     file: Path = Field(
         description=(
@@ -58,6 +62,12 @@ class StructuresSpec(_Strict):
         description="ASE index string of each file, e.g. ':', '0:50', '::2'.",
     )
     format: str | None = Field(default=None, description="ASE format name if not guessed.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_alone(cls, data: Any) -> Any:
+        """``structures: water.xyz`` is short for ``structures: {file: water.xyz}``."""
+        return {"file": data} if isinstance(data, str | Path) else data
 
 
 class SplitOptions(_Strict):
@@ -200,7 +210,7 @@ def resolve_config(
 ) -> ResolvedConfig:
     """Validate ``data`` in two stages and return it with every plugin class resolved."""
     from rhocore.descriptors.features import DescriptorOptions
-    from rhocore.training.trainer import TrainingOptions
+    from rhocore.training.options import TrainingOptions
 
     registry = registry or get_registry()
     raw = _validate(RunConfig, data, source, "")
@@ -248,9 +258,8 @@ def _resolve_executor(data: dict[str, Any], source: str) -> ExecutorOptions:
     model = EXECUTOR_KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         message = f"{source}: executor.kind: unknown executor {_short(kind)}; choose one of "
-        message += ", ".join(EXECUTOR_KINDS)
-        close = difflib.get_close_matches(str(kind), EXECUTOR_KINDS, n=1)
-        raise ConfigError(message + (f". Did you mean '{close[0]}'?" if close else ""))
+        message += ", ".join(EXECUTOR_KINDS) + "." + did_you_mean(str(kind), EXECUTOR_KINDS)
+        raise ConfigError(message)
     return _validate(model, data, source, "executor")
 
 

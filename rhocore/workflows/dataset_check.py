@@ -13,13 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.data.dataset import (
-    STAGING_GROUP,
-    Dataset,
-    DatasetEntry,
-    DatasetError,
-    finite_or_unknown,
-)
+from rhocore.data.dataset import Dataset, DatasetEntry, DatasetError
+from rhocore.data.dataset.format import STAGING_GROUP
+from rhocore.data.dataset.writer import finite_or_unknown
 
 #: Default relative tolerance of the symmetry of S and of projections = S @ coefficients.
 DEFAULT_RTOL = 1e-8

@@ -3,8 +3,9 @@
 Entries keep their indices, and two inputs holding one index are refused, unless the
 entries are renumbered: then the entries of the first input come first, in index order,
 then those of the second, and so on, so that the numbering is the same on every run.
-The output is written through :class:`rhocore.data.dataset.DatasetWriter` (crash-safe), and a
-rerun of the same merge adds only the entries the output lacks. Failed entries are kept.
+The output is written through :class:`rhocore.data.dataset.writer.DatasetWriter`
+(crash-safe), and a rerun of the same merge adds only the entries the output lacks. Failed
+entries are kept.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import rhocore
 from rhocore.data.dataset import Dataset, DatasetError, DatasetMetadata, DatasetWriter
+from rhocore.parallel.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def merge_datasets(
         summary = MergeSummary(output, 0, len(present), 0, _ranges(copies))
         todo = [copy for copy in copies if copy.index not in present]
         with DatasetWriter(output, metadata) as writer:
-            for copy in tqdm(todo, desc="merge", unit="entry", disable=not progress):
+            for copy in progress_bar(todo, desc="merge", unit="entry", disable=not progress):
                 entry = copy.source.entry(copy.source_index)
                 entry.index = copy.index
                 try:

@@ -19,6 +19,7 @@ import ase.io
 import yaml
 
 from rhocore.data.generators import distorted_waters, si100_variants
+from rhocore.errors import InputError
 from rhocore.workflows.config import resolve_config
 from rhocore.workflows.evaluate import EvaluationReport, evaluate, write_report
 from rhocore.workflows.generate import generate
@@ -58,7 +59,7 @@ DEMOS = {
 def run_demo(name: str, run_dir: Path, *, progress: bool = True) -> EvaluationReport:
     """Run demo ``name`` in ``run_dir`` and return its held-out evaluation."""
     if name not in DEMOS:
-        raise ValueError(f"unknown demo '{name}'; available: {', '.join(DEMOS)}")
+        raise InputError(f"unknown demo '{name}'; available: {', '.join(DEMOS)}")
     demo = DEMOS[name]
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

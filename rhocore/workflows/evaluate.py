@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from rhocore.data.dataset import Dataset
+from rhocore.data.dataset import Dataset, DatasetMetadata
+from rhocore.data.provenance import backend_with, data_target
 from rhocore.fields.grids import StructureMetrics, grid_metrics, metric_error_percent
 from rhocore.models.file import ModelFile, checked_prediction, load_model_file
+from rhocore.parallel.progress import progress_bar
 from rhocore.plugins.registry import PluginError, Registry, get_registry
 from rhocore.qc.backend import QCBackend
 from rhocore.qc.properties import parse_property_names, property_errors
@@ -91,14 +92,10 @@ def backend_for_dataset(
     dataset: Dataset, registry: Registry | None = None
 ) -> tuple[QCBackend | None, str | None]:
     """The backend that generated ``dataset``, or None and the reason it is unavailable."""
-    metadata = dataset.metadata
     try:
-        cls = (registry or get_registry()).get("backend", metadata.backend_name)
-        if not cls.evaluates_fields:
-            return None, f"backend '{metadata.backend_name}' cannot evaluate fields on points"
-        return cls(metadata.backend_options), None
+        return backend_with(dataset.metadata, "evaluates_fields", "grid metrics", registry), None
     except (PluginError, ValueError) as error:
-        return None, f"backend '{metadata.backend_name}' cannot evaluate fields here: {error}"
+        return None, str(error)
 
 
 def evaluate(
@@ -123,13 +120,15 @@ def evaluate(
     backend, unavailable = (
         backend_for_dataset(dataset, registry) if grid else (None, "not requested")
     )
-    is_density = _is_total_density(dataset.metadata.target_name, registry)
+    is_density = _is_total_density(dataset.metadata, registry)
     names = parse_property_names(properties) if properties else []
     property_backend = (
-        density_backend(dataset.metadata, "derived quantities", registry) if names else None
+        density_backend(dataset.metadata, "computes_properties", "derived quantities", registry)
+        if names
+        else None
     )
     report = EvaluationReport(structures=[], grid_metrics_unavailable=unavailable)
-    for index in tqdm(indices, desc="evaluate", unit="structure", disable=not progress):
+    for index in progress_bar(indices, desc="evaluate", unit="structure", disable=not progress):
         entry = dataset.entry(index)
         assert entry.fit is not None
         predicted = checked_prediction(model_file, entry.atoms, f"entry {index} of {dataset_path}")
@@ -182,11 +181,14 @@ def derived_errors(
     return errors
 
 
-def _is_total_density(target_name: str, registry: Registry) -> bool:
+def _is_total_density(metadata: DatasetMetadata, registry: Registry) -> bool:
+    """Whether the data's field integrates to the electron count; False, with a log line,
+    when the target's plugin is not installed here."""
     try:
-        return bool(registry.get("target", target_name).is_total_density)
-    except PluginError:
-        return target_name == "density"
+        return data_target(metadata, registry).is_total_density
+    except PluginError as error:
+        log.info("no electron-count error: %s", error)
+        return False
 
 
 def write_report(report: EvaluationReport, json_path: Path, plot_path: Path | None) -> None:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase
-from tqdm import tqdm
 
 import rhocore
 from rhocore.data.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
 from rhocore.parallel.executor import ExecutorOptions, SerialExecutor, dask_client, describe
+from rhocore.parallel.progress import progress_bar
 from rhocore.qc.backend import QCBackend
 from rhocore.qc.target import Target
 from rhocore.workflows.config import ResolvedConfig
@@ -126,7 +126,7 @@ def dataset_metadata(
         target_name=config.target_cls.name,
         target_options=config.target_options.model_dump(mode="json"),
         layout=backend.basis_layout(atoms),
-        metric_kind=getattr(config.backend_options, "metric", "overlap"),
+        metric_kind=backend.metric_kind,
         rhocore_version=rhocore.__version__,
     )
 
@@ -159,7 +159,9 @@ def generate(config: ResolvedConfig, output: Path, *, progress: bool = True) -> 
             entries = (compute_entry(index, frames[index], backend, target) for index in todo)
         else:
             entries = _dask_entries(executor, WorkerPlugins.of(config), frames, todo)
-        bar = tqdm(entries, "generate", len(todo), unit="structure", disable=not progress)
+        bar = progress_bar(
+            entries, desc="generate", total=len(todo), unit="structure", disable=not progress
+        )
         with closing(entries):  # an error here stops the cluster at once
             for entry in bar:
                 writer.write(entry)

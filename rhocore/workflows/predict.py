@@ -20,17 +20,16 @@ from pathlib import Path
 import ase
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 import rhocore
+from rhocore.data.provenance import backend_with
 from rhocore.data.structure_files import read_structure_file
+from rhocore.errors import InputError
 from rhocore.fields.grids import write_cube
 from rhocore.models.file import ModelFile, checked_prediction, load_model_file
-from rhocore.plugins.registry import get_registry
-from rhocore.qc.backend import QCBackend
+from rhocore.parallel.progress import progress_bar
 from rhocore.qc.properties import (
     PROPERTIES,
-    PropertiesNotAvailableError,
     as_json,
     parse_property_names,
 )
@@ -92,30 +91,23 @@ def predict(
     model = load_model_file(model_path)
     names = parse_property_names(properties) if properties else []
     if esp and cube_dir is None:
-        raise ValueError("the electrostatic potential is written as cube files: give --cube-dir")
+        raise InputError("the electrostatic potential is written as cube files: give --cube-dir")
     metadata = model.dataset_metadata
     backend = None
-    if names or esp or scf_guess is not None:
-        what = "derived quantities" if names or esp else "SCF guesses"
-        backend = density_backend(metadata, what)
-    if scf_guess is not None and type(backend).write_scf_guess is QCBackend.write_scf_guess:
-        raise PropertiesNotAvailableError(
-            f"backend '{metadata.backend_name}' that made the training data cannot start its "
-            "SCF from a predicted density; predict without --scf-guess"
-        )
+    if names or esp:
+        what = "derived quantities (--properties, --esp)"
+        backend = density_backend(metadata, "computes_properties", what)
+    if scf_guess is not None:
+        backend = density_backend(metadata, "writes_scf_guess", "SCF guesses (--scf-guess)")
     if cube_dir is not None and backend is None:
-        backend_cls = get_registry().get("backend", metadata.backend_name)
-        if not backend_cls.evaluates_fields:
-            raise ValueError(
-                f"cube files need the fields on points, and backend '{metadata.backend_name}' "
-                "that made the training data cannot evaluate them; predict without --cube-dir"
-            )
-        backend = backend_cls(metadata.backend_options)
+        backend = backend_with(
+            metadata, "evaluates_fields", "cube files (predict without --cube-dir)"
+        )
     frames = read_structures(structures)
     coefficients = [
         checked_prediction(model, atoms, f"frame {index} of '{structures}'")
         for index, atoms in enumerate(
-            tqdm(frames, desc="predict", unit="structure", disable=not progress)
+            progress_bar(frames, desc="predict", unit="structure", disable=not progress)
         )
     ]
     derived = (

@@ -14,146 +14,45 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import ase
 import h5py
 import numpy as np
 
-from rhocore.data.dataset import Dataset, DatasetMetadata
+from rhocore.errors import InputError
 from rhocore.models.file import ModelFile, checked_prediction, load_model_file
 from rhocore.plugins.registry import Registry, get_registry
-from rhocore.qc.backend import QCBackend
 from rhocore.stm.images import (
     CellGrid,
     check_surface_cell,
     constant_current,
     constant_height,
-    field_on_cell_grid,
     height_rmse_pm,
     nmae_percent_above,
     pearson_r,
     topmost_z,
-    vacuum_z_range,
     write_ase_stm_file,
 )
+from rhocore.stm.settings import (
+    CONSTANT_CURRENT,
+    CONSTANT_HEIGHT,
+    StmSettings,
+    check_bias,
+    resolve_isovalue,
+)
+from rhocore.stm.sources import FieldSource, dataset_source, field_grid
 from rhocore.workflows.predict import read_structures
 
 log = logging.getLogger(__name__)
 
-CONSTANT_HEIGHT = "constant-height"
-CONSTANT_CURRENT = "constant-current"
-MODES = (CONSTANT_HEIGHT, CONSTANT_CURRENT)
-#: How far (angstrom) below the topmost atom the field is evaluated: the tip dips into
-#: hollows a little, never this deep at useful isovalues.
-DEPTH_BELOW_TOP = 2.0
-#: Largest difference (V) between the asked bias and the bias of the target's window.
-BIAS_TOLERANCE = 1e-3
 #: How figure titles show each metric.
 METRIC_TEXT = {
     "pearson_r": "Pearson r {:.3f}",
     "nmae_percent_above_surface": "NMAE above surface {:.3g} %",
     "height_rmse_pm": "height RMSE {:.3g} pm",
 }
-
-
-@dataclass
-class StmSettings:
-    """What image to make: bias (V), mode and its set point, grid and figure options.
-
-    ``height`` is in angstrom above the topmost atom; ``isovalue`` in the field's unit
-    (e/bohr^3). A constant-current image takes either: with ``height``, the isovalue is
-    the mean field on the plane at that height.
-    """
-
-    bias: float
-    mode: str
-    height: float | None = None
-    isovalue: float | None = None
-    spacing: float = 0.15
-    repeat: tuple[int, int] = (2, 2)
-    top_layer: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown STM mode '{self.mode}': use one of {', '.join(MODES)}")
-        if self.mode == CONSTANT_HEIGHT and (self.height is None or self.isovalue is not None):
-            raise ValueError(
-                "a constant-height image takes --height (angstrom above the topmost atom) "
-                "and no --isovalue"
-            )
-        if self.mode == CONSTANT_CURRENT and (self.height is None) == (self.isovalue is None):
-            raise ValueError(
-                "a constant-current image takes either --isovalue (e/bohr^3) or --height "
-                "(angstrom above the topmost atom; the mean field there becomes the isovalue)"
-            )
-        if self.spacing <= 0 or min(self.repeat) < 1:
-            raise ValueError("the grid spacing must be positive and the repeats at least 1")
-
-
-def target_bias(target_name: str, options: Mapping[str, Any]) -> float:
-    """The bias (V) whose ILDOS a target describes, or a ValueError saying why none.
-
-    An ILDOS target gives its window by ``bias`` (V) or by ``emin``/``emax`` (eV) relative
-    to the Fermi level (``reference = 'fermi'``); the window of bias V runs from E_F + V
-    to E_F for V < 0 (filled states) and from E_F to E_F + V for V > 0 (empty states).
-    """
-    if target_name != "ildos":
-        raise ValueError(
-            f"the field is the '{target_name}' target, not an ILDOS: STM images need a "
-            "model or dataset of target 'ildos' at the bias to image"
-        )
-    reference = options.get("reference", "fermi")
-    if reference != "fermi":
-        raise ValueError(
-            f"the ILDOS window is relative to '{reference}', not to the Fermi level as an "
-            "STM bias is"
-        )
-    if options.get("bias") is not None:
-        return float(options["bias"])
-    low, high = options.get("emin"), options.get("emax")
-    if low is not None and high is not None:
-        if abs(high) <= BIAS_TOLERANCE and low < 0:
-            return float(low)
-        if abs(low) <= BIAS_TOLERANCE and high > 0:
-            return float(high)
-    raise ValueError(
-        f"the ILDOS window [{low}, {high}] eV does not run from the Fermi level to a bias, "
-        "so it is not the field of an STM image"
-    )
-
-
-def check_bias(metadata: DatasetMetadata, bias: float) -> None:
-    """A ValueError unless the field of ``metadata`` is the ILDOS of ``bias`` (V)."""
-    trained = target_bias(metadata.target_name, metadata.target_options)
-    if abs(trained - bias) > BIAS_TOLERANCE:
-        raise ValueError(
-            f"the field is the ILDOS of bias {trained:+.3f} V, not {bias:+.3f} V: an image "
-            "at another bias needs a model trained on the ILDOS of that bias"
-        )
-
-
-@dataclass
-class FieldSource:
-    """A structure and the field to image: RI coefficients, or an exact field's state."""
-
-    atoms: ase.Atoms
-    metadata: DatasetMetadata
-    description: str
-    coefficients: np.ndarray | None = None
-    field_state: dict[str, np.ndarray] | None = None
-
-    def evaluator(self, backend: QCBackend) -> Callable[[np.ndarray], np.ndarray]:
-        """``points (angstrom) -> field (bohr^-3)`` through ``backend``."""
-        if self.field_state is not None:
-            state = self.field_state
-            return lambda points: backend.evaluate_exact(self.atoms, state, points)
-        assert self.coefficients is not None
-        coefficients = self.coefficients
-        return lambda points: backend.evaluate_fitted(self.atoms, coefficients, points)
 
 
 def is_dataset(source: Path | ModelFile) -> bool:
@@ -166,9 +65,9 @@ def load_source(
 ) -> FieldSource:
     """The field of ``structure`` from a model (predicted) or a dataset (stored)."""
     if is_dataset(source):
-        return _dataset_source(Path(source), _entry_index(structure), exact)
+        return dataset_source(Path(source), _entry_index(structure), exact)
     if exact:
-        raise ValueError("--exact images a dataset's stored field; the source is a model")
+        raise InputError("--exact images a dataset's stored field; the source is a model")
     model = _load_model(source)
     atoms = read_structures(Path(structure), index=str(frame))[0]
     return FieldSource(
@@ -188,30 +87,17 @@ def _entry_index(structure: str | Path | int) -> int:
     try:
         return int(str(structure))
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"with a dataset as source, STRUCTURE is the index of an entry, not '{structure}'"
         ) from None
 
 
-def _dataset_source(path: Path, index: int, exact: bool) -> FieldSource:
-    dataset = Dataset(path)
-    entry = dataset.entry(index)
-    if entry.fit is None:
-        raise ValueError(f"entry {index} of {path} failed: {entry.reason}")
-    kind = "exact field" if exact else "RI reference"
-    return FieldSource(
-        atoms=entry.atoms,
-        metadata=dataset.metadata,
-        description=f"{kind} of entry {index} of {path.name}",
-        coefficients=None if exact else entry.fit.coefficients,
-        field_state=entry.fit.field_state if exact else None,
-    )
-
-
-def load_reference(path: Path, index: int, source: FieldSource, bias: float) -> FieldSource:
+def load_reference(
+    path: Path, index: int, source: FieldSource, bias: float, registry: Registry | None = None
+) -> FieldSource:
     """The RI reference of entry ``index`` of a dataset, checked to image what ``source`` does."""
-    reference = _dataset_source(Path(path), index, exact=False)
-    check_bias(reference.metadata, bias)
+    reference = dataset_source(Path(path), index)
+    check_bias(reference.metadata, bias, registry)
     mine, theirs = source.atoms, reference.atoms
     same = (
         np.array_equal(mine.numbers, theirs.numbers)
@@ -219,43 +105,12 @@ def load_reference(path: Path, index: int, source: FieldSource, bias: float) -> 
         and np.allclose(np.asarray(mine.cell), np.asarray(theirs.cell), atol=1e-3)
     )
     if not same:
-        raise ValueError(
+        raise InputError(
             f"entry {index} of {path} is not the imaged structure "
             f"({theirs.get_chemical_formula()} vs {mine.get_chemical_formula()}, or other "
             "positions or cell); give the --index of the same structure"
         )
     return reference
-
-
-def field_backend(metadata: DatasetMetadata, registry: Registry) -> QCBackend:
-    """The backend that made the data, if it can put fields on points."""
-    cls = registry.get("backend", metadata.backend_name)
-    if not cls.evaluates_fields:
-        raise ValueError(
-            f"STM images need the field on grid points, and backend "
-            f"'{metadata.backend_name}' that made the data cannot evaluate fields"
-        )
-    return cls(metadata.backend_options)
-
-
-def field_grid(
-    source: FieldSource, settings: StmSettings, registry: Registry, progress: bool
-) -> CellGrid:
-    """The source's field on the cell grid from below the surface to mid-vacuum."""
-    evaluate = source.evaluator(field_backend(source.metadata, registry))
-    z_range = vacuum_z_range(source.atoms, DEPTH_BELOW_TOP)
-    log.info("evaluating the %s on the cell grid", source.description)
-    return field_on_cell_grid(source.atoms, evaluate, settings.spacing, z_range, progress=progress)
-
-
-def resolve_isovalue(grid: CellGrid, settings: StmSettings, z_top: float) -> float | None:
-    """The constant-current isovalue: given, or the mean field at ``height`` above the top."""
-    if settings.mode != CONSTANT_CURRENT:
-        return None
-    if settings.isovalue is not None:
-        return settings.isovalue
-    assert settings.height is not None
-    return float(constant_height(grid, z_top + settings.height).mean())
 
 
 def scan(grid: CellGrid, settings: StmSettings, z_top: float, isovalue: float | None) -> np.ndarray:
@@ -385,12 +240,12 @@ def stm_images(
     """Make the STM image of ``structure`` from ``source`` and write its files."""
     registry = registry or get_registry()
     field_source = load_source(source, structure, frame=frame, exact=exact)
-    check_bias(field_source.metadata, settings.bias)
+    check_bias(field_source.metadata, settings.bias, registry)
     check_surface_cell(field_source.atoms.cell)
     reference_source = None
     if reference is not None:
         index = _reference_index(source, structure, reference_index)
-        reference_source = load_reference(reference, index, field_source, settings.bias)
+        reference_source = load_reference(reference, index, field_source, settings.bias, registry)
     atoms, z_top = field_source.atoms, topmost_z(field_source.atoms)
     grid = field_grid(field_source, settings, registry, progress)
     isovalue = resolve_isovalue(grid, settings, z_top)
@@ -426,7 +281,7 @@ def _reference_index(
         return reference_index
     if is_dataset(source):
         return _entry_index(structure)
-    raise ValueError("--reference needs --index: the entry of the reference dataset to compare")
+    raise InputError("--reference needs --index: the entry of the reference dataset to compare")
 
 
 def _title(settings: StmSettings, isovalue: float | None) -> str:

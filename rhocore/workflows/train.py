@@ -1,7 +1,8 @@
 """``rhocore train``: dataset.h5 + model/training options -> run directory.
 
 The run directory gets ``options_restart.yaml`` (the fully expanded configuration),
-``split.json``, ``train.log``, ``checkpoint.ckpt`` (resumable) and ``model.pt``.
+``split.json``, ``train.log``, ``checkpoint.ckpt`` (resumable) and ``model.pt`` (the
+metatomic model file, :mod:`rhocore.models.file`) with its ``extensions/`` folder.
 """
 
 from __future__ import annotations
@@ -16,14 +17,21 @@ import yaml
 
 from rhocore.data.dataset import Dataset
 from rhocore.data.loader import load_samples as read_samples
+from rhocore.data.samples import Sample
 from rhocore.descriptors.features import LambdaSoap
+from rhocore.errors import InputError
 from rhocore.models.file import save_model_file
 from rhocore.stm.selection import StmImageScore
 from rhocore.training import distributed
-from rhocore.training.trainer import Sample, TrainingOptions, TrainingResult, train
+from rhocore.training.options import TrainingOptions
+from rhocore.training.scorers import Scorers
+from rhocore.training.trainer import TrainingResult, train
 from rhocore.workflows.config import ResolvedConfig
 
 log = logging.getLogger(__name__)
+
+#: The validation scorers that may choose a ridge strength (``training.ridge_selection``).
+SCORERS = Scorers([StmImageScore])
 
 
 @dataclass
@@ -49,7 +57,7 @@ def split_indices(
     rest = order[n_test:]
     n_val = max(int(round(validation_fraction * len(rest))), 1) if validation_fraction > 0 else 0
     if len(rest) - n_val < 1:
-        raise ValueError(
+        raise InputError(
             f"{len(indices)} finished structures are too few for test fraction "
             f"{test_fraction} and validation fraction {validation_fraction}"
         )
@@ -87,11 +95,14 @@ def train_run(
     *,
     split: Split | None = None,
     progress: bool = True,
+    scorers: Scorers | None = None,
 ) -> TrainingResult:
     """Train the configured model on a dataset and export it to ``run_dir/model.pt``.
 
     ``split`` overrides the seeded random split of the config's ``split`` section. Under
     ``torchrun`` the processes share the training and process 0 alone writes ``run_dir``.
+    ``scorers`` are the validation scorers ``training.ridge_selection`` may name (default
+    :data:`SCORERS`).
     """
     run_dir = Path(run_dir)
     main = distributed.is_main()
@@ -126,9 +137,12 @@ def train_run(
         dataset_path,
     )
     options = config.training_options
-    score = None
-    if options.ridge_selection == "stm-images":
-        score = StmImageScore(Path(dataset_path), split.validation, options.stm_selection)
+    score = (scorers or SCORERS).build(
+        options.ridge_selection,
+        options.ridge_selection_options,
+        Path(dataset_path),
+        split.validation,
+    )
     result = train(
         model,
         descriptor,

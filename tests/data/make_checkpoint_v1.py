@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from training_data import LAYOUT, linear_samples, make_descriptor  # noqa: E402
 
 from rhocore.models.linear import LinearModel  # noqa: E402
-from rhocore.training.trainer import TrainingOptions, train  # noqa: E402
+from rhocore.training.options import TrainingOptions  # noqa: E402
+from rhocore.training.trainer import train  # noqa: E402
 
 if __name__ == "__main__":
     samples = linear_samples(6, seed=1)

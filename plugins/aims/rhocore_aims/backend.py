@@ -16,9 +16,15 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from rhocore.qc.backend import IntegrationGrid, QCBackend, RIFit, SCFResult
-from rhocore.qc.basis import BasisLayout
-from rhocore.qc.properties import PropertiesNotAvailableError
+from rhocore.api import (
+    BasisLayout,
+    IntegrationGrid,
+    PropertiesNotAvailableError,
+    QCBackend,
+    RhocoreError,
+    RIFit,
+    SCFResult,
+)
 from rhocore_aims import keywords
 from rhocore_aims.fit import grid_field_state, overlap_fit
 from rhocore_aims.keywords import Generation
@@ -32,7 +38,7 @@ from rhocore_aims.runner import check_species, resolve_setup, run_step, structur
 RESTART_GLOB = "D_*.csc"
 
 
-class AimsBackendError(RuntimeError):
+class AimsBackendError(RhocoreError, RuntimeError):
     """Something the FHI-aims backend cannot do, with what to do instead."""
 
 
@@ -51,6 +57,7 @@ class AimsBackend(QCBackend):
     name = "aims"
     Options = AimsOptions
     evaluates_fields = False
+    writes_scf_guess = True
     options: AimsOptions
 
     @property

@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from rhocore.qc.basis import BasisLayout, SignedPermutation
+from rhocore.api import BasisLayout, SignedPermutation
 
 Generation = Literal["legacy", "mainline"]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rhocore.api import RhocoreError
 
-class AimsFileError(ValueError):
+
+class AimsFileError(RhocoreError, ValueError):
     """An FHI-aims file that is missing, truncated or inconsistent.
 
     The message always names the file and says what is wrong, in one line.

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.qc.backend import RIFit
-from rhocore.qc.basis import BasisLayout
+from rhocore.api import BasisLayout, RIFit
 from rhocore_aims.convention import Generation
 from rhocore_aims.gridcheck import check_integral, grid_check
 

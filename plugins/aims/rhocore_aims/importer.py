@@ -28,11 +28,17 @@ from typing import Literal
 import ase
 import ase.io
 import numpy as np
-from tqdm import tqdm
 
-import rhocore
-from rhocore.data.dataset import DatasetEntry, DatasetMetadata, DatasetWriter
-from rhocore.qc.backend import OrbitalData, RIFit
+from rhocore.api import (
+    DatasetEntry,
+    DatasetMetadata,
+    DatasetWriter,
+    MissingFileError,
+    OrbitalData,
+    RIFit,
+    progress_bar,
+)
+from rhocore.api import __version__ as rhocore_version
 from rhocore_aims import keywords, legacy
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.fit import grid_field_state, overlap_fit
@@ -99,7 +105,7 @@ def find_folders(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file or folder")
+            raise MissingFileError(f"{path}: no such file or folder")
         candidates = [path] if path.is_dir() else []
         if path.is_dir():
             candidates += [sub for sub in path.rglob("*") if sub.is_dir()]
@@ -150,7 +156,7 @@ def import_folders(
     summary = ImportSummary()
     writer: DatasetWriter | None = None
     try:
-        for folder in tqdm(folders, desc="import", unit="folder", disable=not progress):
+        for folder in progress_bar(folders, desc="import", unit="folder", disable=not progress):
             index = indices[folder]
             if writer is not None and index in writer.finished_indices():
                 summary.already_present.append(folder)
@@ -299,7 +305,7 @@ def _weights_of_run(folder: Path, info, orbitals: OrbitalData, target: str) -> n
 
 def _target_weights(target: str, orbitals: OrbitalData, folder: Path) -> np.ndarray | None:
     """W(a) of the imported field when the target is one rhocore can rebuild from orbitals."""
-    from rhocore.plugins.registry import Registry, get_plugin_manager
+    from rhocore.api import Registry, get_plugin_manager
 
     registry = Registry(get_plugin_manager())
     try:
@@ -318,7 +324,7 @@ def _metadata(first: ImportedFolder, target: str) -> DatasetMetadata:
         target_options={},
         layout=None,
         metric_kind="overlap",
-        rhocore_version=rhocore.__version__,
+        rhocore_version=rhocore_version,
     )
 
 

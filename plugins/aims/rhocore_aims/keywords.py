@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rhocore.api import InputError
 from rhocore_aims.convention import Generation
 from rhocore_aims.options import AimsOptions
 
@@ -44,7 +45,7 @@ def generation_for_version(version: str) -> Generation:
     """The keyword generation an FHI-aims build of ``version`` (e.g. '240925') reads."""
     digits = "".join(character for character in version if character.isdigit())[:6]
     if len(digits) < 6:
-        raise ValueError(
+        raise InputError(
             f"cannot tell the RI keyword generation from FHI-aims version {version!r}; set "
             "the backend option keywords to 'legacy' or 'mainline'"
         )
@@ -66,7 +67,7 @@ def physics_parameters(options: AimsOptions, periodic: bool) -> dict[str, Any]:
         parameters["default_initial_moment"] = options.default_initial_moment
     if periodic:
         if options.k_grid is None:
-            raise ValueError("a periodic structure needs the backend option k_grid, e.g. [4, 4, 1]")
+            raise InputError("a periodic structure needs the backend option k_grid, e.g. [4, 4, 1]")
         parameters["k_grid"] = tuple(options.k_grid)
     parameters.update(options.extra_control)
     return parameters

@@ -33,8 +33,7 @@ import ase
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from rhocore.qc.backend import OrbitalData
-from rhocore.qc.basis import BasisLayout
+from rhocore.api import BasisLayout, OrbitalData
 from rhocore_aims.errors import AimsFileError
 
 LegacyLayout = Literal["rho_learn", "rholearn"]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rhocore.qc.backend import PluginOptions
+from rhocore.api import PluginOptions
 
 SpeciesLevel = Literal["light", "intermediate", "tight", "really_tight"]
 KeywordGeneration = Literal["auto", "legacy", "mainline"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rhocore.plugins.registry import hookimpl
+from rhocore.api import hookimpl
 
 
 @hookimpl

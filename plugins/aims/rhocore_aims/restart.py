@@ -27,7 +27,7 @@ import ase
 import ase.io
 import numpy as np
 
-from rhocore.qc.basis import BasisLayout, SignedPermutation
+from rhocore.api import BasisLayout, InputError, SignedPermutation
 from rhocore_aims.convention import Generation, from_layout
 from rhocore_aims.parsers.ri_files import basis_conversion
 
@@ -78,9 +78,9 @@ def restart_conversion(
             _check_same_basis(Path(run_folder), layout, conversion.layout, numbers)
         return conversion
     if layout is None:
-        raise ValueError("an RI restart needs the basis: give layout or run_folder")
+        raise InputError("an RI restart needs the basis: give layout or run_folder")
     if generation != "mainline":
-        raise ValueError(
+        raise InputError(
             "legacy (ri_fit_*) FHI-aims builds order the RI functions per run: give "
             "run_folder, the RI step folder whose product_basis_idxs.out lists that order"
         )

@@ -22,7 +22,7 @@ import ase
 import numpy as np
 from ase.calculators.aims import AimsProfile, AimsTemplate
 
-from rhocore.qc.backend import BackendSetupError
+from rhocore.api import BackendSetupError
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.options import AimsOptions
 from rhocore_aims.parsers.aims_out import AimsOutput, check_finished, parse_aims_out

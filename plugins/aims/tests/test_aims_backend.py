@@ -22,6 +22,8 @@ from rhocore.qc.backend import BackendSetupError
 from rhocore.qc.rotations import random_rotation, rotate_coefficients
 from rhocore.testing.backends import check_fit
 
+pytestmark = pytest.mark.dft  # the FHI-aims stand-in runs real PySCF SCFs
+
 STANDIN = Path(__file__).parent / "standin" / "aims_standin.py"
 
 
@@ -59,6 +61,7 @@ def homo_weights(orbitals) -> np.ndarray:
     return weights
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["240925", "230905"])
 def test_fit_matches_pyscf_in_both_keyword_generations(tmp_path, species_dir, water, version):
     """Coefficients parsed from the stand-in's files equal a direct PySCF fit."""
@@ -82,6 +85,7 @@ def test_fit_matches_pyscf_in_both_keyword_generations(tmp_path, species_dir, wa
     assert np.allclose(fit.metric, expected.metric, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_rotated_structure_gives_wigner_rotated_fit(tmp_path, species_dir, water):
     """FHI-aims order and phases are undone: the fit is equivariant in canonical form."""
     backend = make_backend(tmp_path, species_dir)
@@ -164,6 +168,7 @@ def test_fields_on_points_are_refused_with_advice(tmp_path, species_dir, water):
         backend.integration_grid(water)
 
 
+@pytest.mark.slow
 def test_grid_fields_integrate_to_the_electron_count_and_give_the_ri_error(
     tmp_path, species_dir, water
 ):

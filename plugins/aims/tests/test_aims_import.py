@@ -114,6 +114,7 @@ def test_folder_discovery_and_frame_numbers(shared_data):
     assert frame_index(Path("qm7_3")) == 3
 
 
+@pytest.mark.slow
 def test_training_accepts_the_imported_homo_dataset(homo_dataset, tmp_path):
     """Ridge on 5 structures of real FHI-aims HOMOs predicts a held-out one."""
     config = resolve_config(

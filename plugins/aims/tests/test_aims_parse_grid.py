@@ -22,7 +22,7 @@ from rhocore_aims.parsers.grid import (
     parse_partition_tab,
 )
 
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.qc.units import BOHR_IN_ANGSTROM
 
 ELECTRONS = 10.0
 CENTER_BOHR = np.array([0.3, -0.2, 0.1])

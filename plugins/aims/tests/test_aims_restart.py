@@ -242,6 +242,7 @@ def test_backend_refuses_legacy_builds_and_missing_layout(methane_run, shared_da
         AimsBackend({}).write_scf_guess(atoms, values, tmp_path, "s")
 
 
+@pytest.mark.slow
 def test_predict_writes_aims_restarts_for_a_model_of_imported_densities(shared_data, tmp_path):
     """Import FHI-aims water densities, train ridge, predict --scf-guess: one restart folder
     per structure whose file, read back with the parser, is the model's prediction."""

@@ -20,6 +20,8 @@ from rhocore.qc.rotations import rotate_coefficients
 from rhocore.workflows.config import resolve_config
 from rhocore.workflows.train import Split, train_run
 
+pytestmark = pytest.mark.slow  # trains on imported FHI-aims data in its set-up
+
 
 @pytest.fixture(scope="module")
 def trained(shared_data, tmp_path_factory):

@@ -22,6 +22,8 @@ from rhocore.data.generators import distorted_waters
 from rhocore.plugins.registry import get_plugin_manager
 from rhocore.testing.workflows import generate_and_train
 
+pytestmark = [pytest.mark.dft, pytest.mark.slow]  # the FHI-aims stand-in runs PySCF SCFs
+
 STANDIN = Path(__file__).parent / "standin" / "aims_standin.py"
 
 

@@ -13,13 +13,13 @@ if TYPE_CHECKING:
     import numpy as np
     from pyscf import gto
 
-    from rhocore.models.file import ModelFile
+    from rhocore.api import ModelFile
 
 
 def initial_guess(mol: gto.Mole, model: ModelFile | str | Path, **options: object) -> np.ndarray:
     """SCF density matrix of ``mol`` from a trained density model: see
-    :func:`rhocore_pyscf.model_guess.initial_guess` (loads torch only when called)."""
-    from rhocore_pyscf.model_guess import initial_guess as guess
+    :func:`rhocore_pyscf.guess.model.initial_guess` (loads torch only when called)."""
+    from rhocore_pyscf.guess.model import initial_guess as guess
 
     return guess(mol, model, **options)
 

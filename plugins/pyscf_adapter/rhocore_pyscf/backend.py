@@ -1,9 +1,9 @@
 """The ``pyscf`` backend: Kohn-Sham DFT of molecules and RI fits of their fields with PySCF.
 
-A thin class over the plain functions of :mod:`rhocore_pyscf.scf`, :mod:`.rifit`,
+A thin class over the plain functions of :mod:`rhocore_pyscf.molecular.scf`, :mod:`.rifit`,
 :mod:`.grids` and :mod:`.convention`; it holds the options and converts between PySCF's
 AO order and rhocore's canonical coefficient order at its edge. Periodic structures (any
-``atoms.pbc``) go to :mod:`rhocore_pyscf.periodic` instead.
+``atoms.pbc``) go to :mod:`rhocore_pyscf.periodic.cells` instead.
 """
 
 from __future__ import annotations
@@ -19,14 +19,22 @@ import pyscf
 from pyscf import gto
 from pyscf.lib.parameters import BOHR
 
-from rhocore.qc.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
-from rhocore.qc.basis import BasisLayout
-from rhocore.qc.properties import PropertiesNotAvailableError
-from rhocore_pyscf import derived, grids, periodic, properties, scf
+from rhocore.api import (
+    BackendSetupError,
+    BasisLayout,
+    IntegrationGrid,
+    MetricKind,
+    PropertiesNotAvailableError,
+    QCBackend,
+    RIFit,
+    SCFResult,
+)
 from rhocore_pyscf.convention import aux_ao_map
-from rhocore_pyscf.molecular_fit import fit_orbital_density
-from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol, build_mol
+from rhocore_pyscf.molecular import derived, grids, properties, scf
+from rhocore_pyscf.molecular.fit import fit_orbital_density
+from rhocore_pyscf.molecular.molecules import PySCFBackendError, build_auxmol, build_mol
 from rhocore_pyscf.options import PySCFOptions
+from rhocore_pyscf.periodic import cells as periodic
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,13 @@ class PySCFBackend(QCBackend):
     name = "pyscf"
     Options = PySCFOptions
     options: PySCFOptions
+    computes_properties = True
+    writes_scf_guess = True
+
+    @property
+    def metric_kind(self) -> MetricKind:
+        """The ``metric`` option."""
+        return self.options.metric
 
     @property
     def version(self) -> str:
@@ -185,7 +200,7 @@ class PySCFBackend(QCBackend):
         ``layout`` is unused: the auxiliary basis follows from the options."""
         from pyscf.scf import chkfile
 
-        from rhocore_pyscf.model_guess import guess_orbitals
+        from rhocore_pyscf.guess.model import guess_orbitals
 
         self._molecules_only(atoms, "an SCF guess")
         mol = build_mol(atoms, self.options)

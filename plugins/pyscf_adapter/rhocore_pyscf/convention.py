@@ -14,8 +14,7 @@ from functools import cache
 import numpy as np
 from pyscf import gto
 
-from rhocore.qc.basis import BasisLayout, SignedPermutation
-from rhocore.qc.rotations import real_spherical_harmonics
+from rhocore.api import BasisLayout, SignedPermutation, real_spherical_harmonics
 
 
 @cache

@@ -7,7 +7,7 @@ from typing import Annotated
 from ase.data import chemical_symbols
 from pydantic import Field, field_validator, model_validator
 
-from rhocore.qc.backend import MetricKind, PluginOptions
+from rhocore.api import MetricKind, PluginOptions
 
 #: Value of ``aux_basis`` that asks for an even-tempered basis generated from the orbital basis.
 EVEN_TEMPERED = "even-tempered"
@@ -138,8 +138,9 @@ class PySCFOptions(PluginOptions):
     density_fit_basis: str | None = Field(
         None,
         description=(
-            "With density_fit: the JK-fitting basis of the SCF, a PySCF basis name; None "
-            "means PySCF's choice for the orbital basis (def2-universal-jkfit for def2 sets)."
+            "With density_fit: the JK-fitting basis of the SCF, a PySCF basis name such as "
+            "'def2-universal-jkfit'; None means PySCF's choice for the orbital basis "
+            "(def2-svp-jkfit for def2-SVP)."
         ),
     )
     pseudo: str | None = Field(

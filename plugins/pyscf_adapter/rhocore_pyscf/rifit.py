@@ -13,7 +13,7 @@ from pyscf import gto, lib
 from pyscf.df import incore
 from pyscf.gto.ft_ao import ft_ao
 
-from rhocore.qc.backend import MetricKind
+from rhocore.api import MetricKind
 
 #: PySCF integral names of the metric S and of the three-centre projections, per metric.
 METRIC_INTEGRALS: dict[str, tuple[str, str]] = {

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from pyscf import gto
-from rhocore_pyscf.cclib_aos import (
+from rhocore_pyscf.cclib.aos import (
     AOOrderError,
     cartesian_exponents,
     is_cartesian,
@@ -144,8 +144,8 @@ def test_every_real_output_maps_to_orthonormal_orbitals_and_the_printed_overlap(
     """Includes the refused files: their printed MOs are orthonormal too (AO order of Q-Chem
     and of spherical Gaussian d); only the rows of unprinted MOs are left out."""
     from cclib.bridge.cclib2pyscf import makepyscf
-    from rhocore_pyscf.cclib_aos import CONVENTIONS
-    from rhocore_pyscf.cclib_output import orthonormality_error, parse
+    from rhocore_pyscf.cclib.aos import CONVENTIONS
+    from rhocore_pyscf.cclib.output import orthonormality_error, parse
 
     files = _output_files(cclib_outputs)
     assert len(files) == 8

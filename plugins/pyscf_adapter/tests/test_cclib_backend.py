@@ -23,8 +23,8 @@ from rhocore.testing.plugins import check_plugin_class
 
 pytest.importorskip("cclib")
 
-from rhocore_pyscf.cclib_backend import CclibBackend  # noqa: E402
-from rhocore_pyscf.cclib_output import CclibOutputError, read_output  # noqa: E402
+from rhocore_pyscf.cclib.backend import CclibBackend  # noqa: E402
+from rhocore_pyscf.cclib.output import CclibOutputError, read_output  # noqa: E402
 
 AUX_BASIS = "def2-universal-jkfit"
 #: The usable outputs and their electron counts (README of shared/data/cclib_outputs).
@@ -75,6 +75,7 @@ def _points(atoms, count=300, seed=0) -> np.ndarray:
     return centres + rng.normal(scale=0.8, size=(count, 3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(USABLE))
 def test_homo_and_density_fits_agree_with_direct_pyscf_fits_of_the_same_orbitals(
     cclib_outputs, backend, name
@@ -214,6 +215,7 @@ def test_backend_class_follows_the_plugin_contract_and_refuses_even_tempered():
         CclibBackend({"aux_basis": "even-tempered"})
 
 
+@pytest.mark.slow
 def test_generate_turns_a_folder_of_outputs_into_a_dataset_and_records_refusals(
     cclib_outputs, tmp_path
 ):

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 from rhocore_pyscf import PySCFBackend, PySCFOptions
-from rhocore_pyscf.molecules import PySCFBackendError
+from rhocore_pyscf.molecular.molecules import PySCFBackendError
 
 from rhocore.plugins.registry import get_registry
 from rhocore.qc.rifit import IllConditionedMetricError
 from rhocore.testing.backends import check_backend, density_weights
+
+pytestmark = pytest.mark.dft  # runs real PySCF SCFs
 
 
 @pytest.mark.parametrize(("basis", "metric"), [("def2-svp", "coulomb"), ("sto-3g", "overlap")])
@@ -20,6 +22,7 @@ def test_restricted_water_keeps_the_backend_contract(water, basis, metric):
     assert report.n_electrons == 10.0
 
 
+@pytest.mark.slow
 def test_homo_target_keeps_the_backend_contract_at_grid_level_4(water):
     def homo(orbitals):
         weights = np.zeros_like(orbitals.occupations)
@@ -29,6 +32,7 @@ def test_homo_target_keeps_the_backend_contract_at_grid_level_4(water):
     check_backend(PySCFBackend({"basis": "sto-3g", "grid_level": 4}), water, homo, rotation_seed=5)
 
 
+@pytest.mark.slow
 def test_unrestricted_triplet_has_two_spin_channels_and_keeps_the_contract(methylene):
     backend = PySCFBackend({"basis": "sto-3g", "spin": 2})
     scf = backend.run_scf(methylene)

@@ -13,8 +13,10 @@ from click.testing import CliRunner
 
 from rhocore.cli import cli
 from rhocore.data.generators import distorted_waters
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.qc.units import BOHR_IN_ANGSTROM
 from rhocore.testing.workflows import generate_and_train
+
+pytestmark = [pytest.mark.dft, pytest.mark.slow]  # runs real PySCF SCFs; minutes of set-up
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +97,7 @@ def test_generate_records_failed_structures_and_exits_nonzero(tmp_path):
         "structures": {"file": "waters.xyz"},
         "backend": {"name": "pyscf", "options": {"basis": "sto-3g", "max_cycle": 1}},
         "target": {"name": "density"},
+        "executor": {"kind": "serial"},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(

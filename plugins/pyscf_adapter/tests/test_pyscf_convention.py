@@ -91,6 +91,7 @@ def test_canonical_and_pyscf_vectors_round_trip():
     np.testing.assert_array_equal(ao_map.from_canonical(ao_map.to_canonical(vector)), vector)
 
 
+@pytest.mark.dft
 def test_a_wrong_p_order_makes_the_backend_contract_fail(water, monkeypatch):
     correct = convention.pyscf_to_canonical_m
 
@@ -103,6 +104,7 @@ def test_a_wrong_p_order_makes_the_backend_contract_fail(water, monkeypatch):
         check_backend(backend, water)
 
 
+@pytest.mark.dft
 def test_a_wrong_d_phase_makes_the_backend_contract_fail(water, monkeypatch):
     correct = convention.pyscf_to_canonical_m
 

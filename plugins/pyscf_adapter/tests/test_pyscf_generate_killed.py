@@ -19,12 +19,15 @@ from pathlib import Path
 import ase
 import ase.io
 import h5py
+import pytest
 import yaml
 
 from rhocore.data.dataset import Dataset
 from rhocore.data.generators import distorted_waters
 from rhocore.testing.datasets import assert_same_file_contents, file_contents
 from rhocore.workflows.dataset_check import check_dataset
+
+pytestmark = [pytest.mark.dft, pytest.mark.slow]  # two `rhocore generate` runs of PySCF SCFs
 
 N_STRUCTURES = 16
 FAILING = 3  # a lone H atom: odd electron count with spin 0, which PySCF refuses
@@ -35,6 +38,7 @@ CONFIG = {
         "options": {"xc": "lda", "basis": "def2-svp", "grid_level": 0, "conv_tol": 1e-10},
     },
     "target": {"name": "homo"},
+    "executor": {"kind": "serial"},  # Dask: tests/test_generate_executors.py
 }
 CLI = "from rhocore.cli import main; main()"
 

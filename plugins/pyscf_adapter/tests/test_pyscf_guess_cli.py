@@ -13,12 +13,14 @@ from click.testing import CliRunner
 from pyscf import dft, gto
 from pyscf.scf import chkfile
 from rhocore_pyscf import initial_guess
-from rhocore_pyscf.model_guess import GuessModelError
+from rhocore_pyscf.guess.model import GuessModelError
 
 from rhocore.cli import cli
 from rhocore.data.generators import distorted_waters
 from rhocore.models.file import load_model_file
 from rhocore.testing.workflows import generate_and_train
+
+pytestmark = [pytest.mark.dft, pytest.mark.slow]  # runs real PySCF SCFs; minutes of set-up
 
 BACKEND = {"basis": "sto-3g", "grid_level": 2, "constrain_charge": True}
 
@@ -165,6 +167,6 @@ def test_predict_refuses_unknown_properties_and_esp_without_cube_dir(workdir, tm
     arguments = ["predict", str(workdir / "run"), str(workdir / "waters.xyz")]
     result = CliRunner().invoke(cli, [*arguments, "--properties", "dipol"])
     assert result.exit_code != 0
-    assert "unknown properties 'dipol' (did you mean 'dipole'?)" in result.output
+    assert "unknown properties 'dipol'. Did you mean 'dipole'?" in result.output
     result = CliRunner().invoke(cli, [*arguments, "-o", str(tmp_path / "p.h5"), "--esp"])
     assert result.exit_code != 0 and "give --cube-dir" in result.output

@@ -14,14 +14,17 @@ from pyscf.lib.parameters import BOHR
 from pyscf.pbc import df
 from pyscf.pbc import dft as pbcdft
 from pyscf.pbc.gto.pseudo import pp_int
-from rhocore_pyscf import PySCFBackend, PySCFOptions, periodic
+from rhocore_pyscf import PySCFBackend, PySCFOptions
 from rhocore_pyscf.backend import PySCFState
 from rhocore_pyscf.convention import aux_ao_map
-from rhocore_pyscf.molecules import PySCFBackendError
+from rhocore_pyscf.molecular.molecules import PySCFBackendError
+from rhocore_pyscf.periodic import cells as periodic
 from scipy.special import expit
 
 from rhocore.qc.backend import BackendSetupError
 from rhocore.testing.backends import check_backend, density_weights
+
+pytestmark = pytest.mark.dft  # runs real PySCF SCFs
 
 #: Small, fast settings: a 60 hartree cutoff converges these cells' densities to ~1e-5.
 CELL_SETTINGS = {
@@ -67,6 +70,7 @@ def h2_layer() -> ase.Atoms:
     return _h2_layer(4.0, 6.0)
 
 
+@pytest.mark.slow
 def test_gamma_point_slab_keeps_the_backend_contract(lih_slab):
     # default tolerances: the overlap fit loses 0.33 % of the electrons (limit 2 %), the
     # uniform grid integrates the exact density to 8e-6 (limit 1e-4)
@@ -75,12 +79,14 @@ def test_gamma_point_slab_keeps_the_backend_contract(lih_slab):
     assert report.rotation_error < 1e-9 and report.scf_converged_rotated
 
 
+@pytest.mark.slow
 def test_k_point_grid_with_smearing_keeps_the_backend_contract(lih_slab):
     report = check_backend(_backend(kpts=(2, 2, 1), smearing=0.2), lih_slab)
     assert report.n_electrons == pytest.approx(4.0, abs=1e-10)
     assert report.rotation_error < 1e-9
 
 
+@pytest.mark.slow
 def test_k_point_density_equals_the_gamma_point_one_in_a_large_cell():
     coefficients = {}
     for lateral in (7.0, 3.5):
@@ -187,6 +193,7 @@ def test_three_dimensional_cell_has_no_vacuum_level():
     assert scf.orbitals.vacuum_level is None
 
 
+@pytest.mark.slow
 def test_smeared_occupations_are_fermi_dirac_at_the_fermi_level(lih_slab):
     orbitals = _backend(kpts=(2, 1, 1), smearing=0.3).run_scf(lih_slab).orbitals
     expected = 2.0 * expit((orbitals.fermi_level - orbitals.energies) / 0.3)

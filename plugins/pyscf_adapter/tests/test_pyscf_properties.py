@@ -7,7 +7,11 @@ import pytest
 from pyscf import dft, gto
 from pyscf.df import addons
 from pyscf.gto.ft_ao import ft_ao
-from rhocore_pyscf import guess, properties, rifit
+from rhocore_pyscf import rifit
+from rhocore_pyscf.guess import density as guess
+from rhocore_pyscf.molecular import properties
+
+pytestmark = pytest.mark.dft  # runs real PySCF SCFs
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,14 @@ from __future__ import annotations
 import ase
 import numpy as np
 import pytest
-from rhocore_pyscf import PySCFBackend, PySCFOptions, periodic
-from rhocore_pyscf.molecules import PySCFBackendError
-from rhocore_pyscf.relative_metric import relative_metric_terms
+from rhocore_pyscf import PySCFBackend, PySCFOptions
+from rhocore_pyscf.molecular.molecules import PySCFBackendError
+from rhocore_pyscf.periodic import cells as periodic
+from rhocore_pyscf.periodic.relative_metric import relative_metric_terms
 
 from rhocore.testing.backends import density_weights
+
+pytestmark = pytest.mark.dft  # runs real PySCF SCFs
 
 SETTINGS = {
     "basis": "gth-szv",

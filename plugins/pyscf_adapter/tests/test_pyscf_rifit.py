@@ -8,9 +8,11 @@ from pyscf import df, dft, lib
 from pyscf.scf import hf
 from rhocore_pyscf import PySCFBackend
 from rhocore_pyscf.convention import aux_ao_map
-from rhocore_pyscf.molecules import build_auxmol
+from rhocore_pyscf.molecular.molecules import build_auxmol
 
 from rhocore.testing.backends import density_weights
+
+pytestmark = pytest.mark.dft  # runs real PySCF SCFs
 
 WATER_SETTINGS = {"basis": "def2-svp", "aux_basis": "def2-universal-jkfit"}
 

@@ -16,10 +16,12 @@ from click.testing import CliRunner
 
 from rhocore.cli import cli
 from rhocore.data.generators import si100_variants
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.qc.units import BOHR_IN_ANGSTROM
 from rhocore.testing.workflows import generate_and_train
 from rhocore.workflows.config import resolve_config
 from rhocore.workflows.train import train_run
+
+pytestmark = [pytest.mark.dft, pytest.mark.slow]  # runs real PySCF SCFs; minutes of set-up
 
 BIAS = -1.5
 
@@ -152,7 +154,7 @@ def test_ridge_strength_chosen_on_validation_images_is_the_best_by_rhocore_stm(w
         "optimizer": "ridge",
         "ridge_regularizations": strengths,
         "ridge_selection": "stm-images",
-        "stm_selection": {"spacing": 0.2},
+        "ridge_selection_options": {"spacing": 0.2},
     }
     result = train_run(
         resolve_config(config, base_dir=workdir, source="test"),

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from rhocore.qc.backend import OrbitalData
+from rhocore.api import OrbitalData
 
 #: A spin channel (0 = alpha, 1 = beta) or ``"both"``.
 SpinChoice = Literal["both"] | Annotated[int, Field(ge=0, le=1)]

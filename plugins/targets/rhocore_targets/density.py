@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rhocore.qc.backend import OrbitalData, PluginOptions
-from rhocore.qc.target import Target
+from rhocore.api import OrbitalData, PluginOptions, Target
 
 
 class DensityOptions(PluginOptions):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from rhocore.qc.backend import OrbitalData, PluginOptions
-from rhocore.qc.target import Target
+from rhocore.api import OrbitalData, PluginOptions, Target
 from rhocore_targets._occupations import OCCUPATION_THRESHOLD_HELP, channels, occupied_mask
 
 

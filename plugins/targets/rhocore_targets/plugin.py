@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rhocore.plugins.registry import hookimpl
+from rhocore.api import hookimpl
 
 
 @hookimpl

@@ -33,14 +33,13 @@ empty states [E_F, E_F + bias].
 from __future__ import annotations
 
 import math
-from typing import Literal, Self
+from typing import Self
 
 import numpy as np
 from pydantic import Field, model_validator
 from scipy.special import erf
 
-from rhocore.qc.backend import OrbitalData, PluginOptions
-from rhocore.qc.target import Target
+from rhocore.api import EnergyReference, EnergyWindow, OrbitalData, PluginOptions, Target
 from rhocore_targets._occupations import (
     OCCUPATION_THRESHOLD_HELP,
     SpinChoice,
@@ -50,13 +49,11 @@ from rhocore_targets._occupations import (
     occupied_mask,
 )
 
-Reference = Literal["fermi", "homo", "lumo", "vacuum", "absolute"]
-
 
 class BroadenedOptions(PluginOptions):
     """Options shared by the ``ldos`` and ``ildos`` targets."""
 
-    reference: Reference = Field(
+    reference: EnergyReference = Field(
         "fermi",
         description=(
             "Zero of the energies given in the options: 'fermi' (the Fermi level the "
@@ -224,6 +221,12 @@ class IldosTarget(Target):
 
     name = "ildos"
     Options = IldosOptions
+
+    @property
+    def energy_window(self) -> EnergyWindow:
+        """The window of the options: edges in eV from the reference (a bias: the Fermi level)."""
+        lower, upper = self.options.window()
+        return EnergyWindow(lower, upper, self.options.reference)
 
     def weights(self, orbitals: OrbitalData) -> np.ndarray:
         """States per orbital times k-weight times the part of its level in the window."""

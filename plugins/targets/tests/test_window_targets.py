@@ -18,6 +18,7 @@ from scipy.integrate import quad
 
 from rhocore.plugins.registry import get_plugin_manager, get_registry
 from rhocore.qc.backend import OrbitalData
+from rhocore.qc.target import EnergyWindow
 from rhocore.testing.targets import check_target
 
 
@@ -240,3 +241,18 @@ def test_installed_entry_point_registers_ldos_and_ildos():
     for name, cls in {"ldos": LdosTarget, "ildos": IldosTarget}.items():
         assert registry.get("target", name) is cls
         assert registry.info("target", name).distribution == "rhocore-targets"
+
+
+@pytest.mark.parametrize(
+    ("options", "window"),
+    [
+        ({"bias": -1.5}, EnergyWindow(-1.5, 0.0, "fermi")),
+        ({"bias": 0.5}, EnergyWindow(0.0, 0.5, "fermi")),
+        ({"emin": -2.0, "emax": 1.0, "reference": "vacuum"}, EnergyWindow(-2.0, 1.0, "vacuum")),
+    ],
+)
+def test_ildos_reports_its_window_and_other_fields_none(options, window):
+    assert IldosTarget(options).energy_window == window
+    for target in (DensityTarget(), HomoTarget(), LdosTarget(), OrbitalTarget()):
+        assert target.energy_window is None
+    assert DensityTarget.is_total_density and not IldosTarget.is_total_density

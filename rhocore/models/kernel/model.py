@@ -23,12 +23,13 @@ from pydantic import Field
 
 from rhocore.models.base import Model
 from rhocore.models.layers import (
+    DualRows,
     coefficient_block,
     coefficient_map,
     copy_baseline,
     key_selection,
 )
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.options import PluginOptions
 from rhocore.qc.basis import BasisLayout
 
 
@@ -121,6 +122,27 @@ class KernelLayer(torch.nn.Module):
     def _to_support(self, centred: torch.Tensor) -> torch.Tensor:
         """The polynomial kernel of centred invariants to the (centred) support."""
         return (0.5 * (1.0 + centred @ self.support.T)) ** (self.zeta - 1)
+
+    # --- the closed-form ridge solver's view (rhocore.models.linear.ridge) ----------------
+
+    #: True: each dual row adds to the projection of its own support atom.
+    dual_per_atom = True
+
+    def dual_similarity(self, invariants: torch.Tensor | None = None) -> np.ndarray | None:
+        """The ridge kernel's factor beyond the feature products: k(i, M) of raw
+        ``invariants`` to the support atoms, or k(M, M') without them."""
+        if invariants is None:
+            return self.support_similarity().detach().numpy()
+        return self.similarity(invariants).detach().numpy()
+
+    def set_dual_weights(self, rows: dict[int, DualRows]) -> None:
+        """Projections from the ridge solver's dual weights: ``rows[n]`` holds output n's
+        feature rows, their dual weights and support atoms."""
+        projection = np.zeros(tuple(self.projection.shape))
+        for n, (stacked, alpha, support) in rows.items():
+            np.add.at(projection[:, :, n], support, alpha[:, None] * stacked)
+        with torch.no_grad():
+            self.projection.copy_(torch.from_numpy(projection))
 
     def forward(self, values: torch.Tensor, invariants: torch.Tensor) -> torch.Tensor:
         """(samples, 2l+1, q) features and (samples, 1, q0) invariants -> coefficients."""

@@ -18,7 +18,7 @@ from rhocore.models.layers import (
     coefficient_map,
     key_selection,
 )
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.options import PluginOptions
 from rhocore.qc.basis import BasisLayout
 
 

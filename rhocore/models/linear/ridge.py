@@ -21,12 +21,11 @@ from collections import defaultdict
 
 import numpy as np
 import scipy.linalg
-import torch
 from metatensor.torch import TensorMap
 
+from rhocore.errors import InputError
 from rhocore.models.base import Model
-from rhocore.models.kernel.model import KernelLayer
-from rhocore.models.layers import EquivariantLinear, key_selection
+from rhocore.models.layers import DualRows, EquivariantLinear, key_selection
 from rhocore.models.linear.dense import cholesky_in_place, cholesky_solve
 
 #: The largest dense dual problem: 23 000² doubles are 4.2 GB. Above 4 GiB per matrix
@@ -73,20 +72,15 @@ def structure_rows(
             vector = np.append(vector, 1.0)
         groups.append((l, z, n))
         vectors.append(vector)
-        targets.append(support[atom] if isinstance(layer, KernelLayer) else 0)
+        targets.append(support[atom] if layer.dual_per_atom else 0)
     return groups, vectors, targets
 
 
-def layer_of(model: Model, l: int, z: int) -> EquivariantLinear | KernelLayer:
-    """The layer that predicts the (l, Z) block."""
+def layer_of(model: Model, l: int, z: int) -> EquivariantLinear:
+    """The layer that predicts the (l, Z) block: an :class:`EquivariantLinear` or a layer
+    with the same ridge methods (``dual_per_atom``, ``dual_similarity``,
+    ``set_dual_weights``)."""
     return model.layers[f"{l}_{z}"]
-
-
-def _invariant_factor(layer: EquivariantLinear | KernelLayer) -> np.ndarray | None:
-    """k(M, M') between the support atoms of a kernel layer; None for a linear one."""
-    if not isinstance(layer, KernelLayer):
-        return None
-    return layer.support_similarity().detach().numpy()
 
 
 class RidgeProblem:
@@ -103,7 +97,7 @@ class RidgeProblem:
         self.model = model
         size = sum(len(reference) for reference in references)
         if size > MAX_DUAL_SIZE:
-            raise ValueError(
+            raise InputError(
                 f"closed-form ridge training needs a dense {size}x{size} matrix; with more than "
                 f"{MAX_DUAL_SIZE} training coefficients fit on a support (support_ridge)"
             )
@@ -203,7 +197,7 @@ def dual_kernel(
         stacked = np.array([vectors[i] for i in indices])
         block = stacked @ stacked.T
         if (l, z) not in factors:
-            factors[(l, z)] = _invariant_factor(layer_of(model, l, z))
+            factors[(l, z)] = layer_of(model, l, z).dual_similarity()
         factor = factors[(l, z)]
         if factor is not None:
             support = [row_targets[i] for i in indices]
@@ -230,29 +224,10 @@ def set_dual_weights(
     alpha: np.ndarray,
 ) -> None:
     """Set the model's weights from dual weights ``alpha`` of the rows of ``groups``."""
-    weights: dict[tuple[int, int], np.ndarray] = {}
-    biases: dict[tuple[int, int], np.ndarray] = {}
-    projections: dict[tuple[int, int], np.ndarray] = {}
+    rows: dict[tuple[int, int], dict[int, DualRows]] = defaultdict(dict)
     for (l, z, n), indices in groups.items():
-        layer = layer_of(model, l, z)
         stacked = np.array([vectors[i] for i in indices])
-        if isinstance(layer, KernelLayer):
-            projection = projections.setdefault((l, z), np.zeros(tuple(layer.projection.shape)))
-            support = [row_targets[i] for i in indices]
-            np.add.at(projection[:, :, n], support, alpha[indices, None] * stacked)
-            continue
-        solution = stacked.T @ alpha[indices]
-        in_features = layer.weight.shape[0]
-        weights.setdefault((l, z), np.zeros(tuple(layer.weight.shape)))[:, n] = solution[
-            :in_features
-        ]
-        if layer.bias is not None:
-            biases.setdefault((l, z), np.zeros(tuple(layer.bias.shape)))[n] = solution[-1]
-    with torch.no_grad():
-        for (l, z), projection in projections.items():
-            layer_of(model, l, z).projection.copy_(torch.from_numpy(projection))
-        for (l, z), weight in weights.items():
-            layer = layer_of(model, l, z)
-            layer.weight.copy_(torch.from_numpy(weight))
-            if (l, z) in biases:
-                layer.bias.copy_(torch.from_numpy(biases[(l, z)]))
+        support = [row_targets[i] for i in indices]
+        rows[(l, z)][n] = (stacked, alpha[indices], support)
+    for (l, z), layer_rows in rows.items():
+        layer_of(model, l, z).set_dual_weights(layer_rows)

@@ -21,8 +21,8 @@ from collections import defaultdict
 import numpy as np
 from metatensor.torch import TensorMap
 
+from rhocore.errors import InputError
 from rhocore.models.base import Model
-from rhocore.models.kernel.model import KernelLayer
 from rhocore.models.layers import key_selection
 from rhocore.models.linear.dense import add_gram_lower, cholesky_in_place, cholesky_solve
 from rhocore.models.linear.ridge import (
@@ -50,7 +50,7 @@ def support_structures(sizes: list[int], max_support: int | None) -> int:
     limit = min(max_support or MAX_DUAL_SIZE, MAX_DUAL_SIZE)
     count = int(np.searchsorted(np.cumsum(sizes), limit, side="right"))
     if count == 0 and sizes:
-        raise ValueError(
+        raise InputError(
             f"the first training structure alone has {sizes[0]} coefficients, more than the "
             f"closed-form ridge support of {limit} (training.ridge_max_support, at most "
             f"{MAX_DUAL_SIZE}): use training.optimizer 'lbfgs' without ridge_warm_start"
@@ -124,20 +124,20 @@ class SupportRidgeProblem:
         rows_of: dict[Group, list[int]] = defaultdict(list)
         for row, group in enumerate(groups):
             rows_of[group].append(row)
-        similarities: dict[tuple[int, int], np.ndarray] = {}
+        similarities: dict[tuple[int, int], np.ndarray | None] = {}
         for group, rows in rows_of.items():
             columns = self.groups.get(group)
             if not columns:
                 continue
             l, z, _ = group
             block = np.array([vectors[row] for row in rows]) @ self.stacked[group].T
-            layer = layer_of(self.model, l, z)
-            if isinstance(layer, KernelLayer):
-                if (l, z) not in similarities:
-                    invariants = features.block(key_selection(0, int(z))).values
-                    similarities[(l, z)] = layer.similarity(invariants).detach().numpy()
+            if (l, z) not in similarities:
+                invariants = features.block(key_selection(0, int(z))).values
+                similarities[(l, z)] = layer_of(self.model, l, z).dual_similarity(invariants)
+            similarity = similarities[(l, z)]
+            if similarity is not None:
                 support = [self.row_targets[column] for column in columns]
-                block *= similarities[(l, z)][np.ix_([atoms[row] for row in rows], support)]
+                block *= similarity[np.ix_([atoms[row] for row in rows], support)]
             cross[np.ix_(rows, columns)] = block
         return cross, groups
 

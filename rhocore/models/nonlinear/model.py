@@ -19,6 +19,7 @@ import torch
 from metatensor.torch import TensorBlock, TensorMap
 from pydantic import Field
 
+from rhocore.errors import InputError
 from rhocore.models.base import Model
 from rhocore.models.layers import (
     EquivariantLinear,
@@ -26,7 +27,7 @@ from rhocore.models.layers import (
     coefficient_map,
     key_selection,
 )
-from rhocore.qc.backend import PluginOptions
+from rhocore.plugins.options import PluginOptions
 from rhocore.qc.basis import BasisLayout
 
 ACTIVATIONS = {"silu": torch.nn.SiLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}
@@ -95,7 +96,7 @@ class NonlinearModel(Model):
         self.gate_offsets = offsets
         missing = [z for z in gate_sizes if (0, z) not in self.feature_sizes]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"the nonlinear model needs invariant (o3_lambda=0) features of species {missing}"
             )
         self.gates = torch.nn.ModuleDict(

@@ -12,10 +12,17 @@ import ase
 import numpy as np
 from pydantic import Field
 
-from rhocore import BasisLayout, IntegrationGrid, OrbitalData, QCBackend, RIFit, SCFResult
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
-from rhocore.qc.backend import PluginOptions
-from rhocore.qc.rifit import solve_fit
+from rhocore.api import (
+    BOHR_IN_ANGSTROM,
+    BasisLayout,
+    IntegrationGrid,
+    OrbitalData,
+    PluginOptions,
+    QCBackend,
+    RIFit,
+    SCFResult,
+    solve_fit,
+)
 
 
 class ToyOptions(PluginOptions):

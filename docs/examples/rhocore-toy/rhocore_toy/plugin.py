@@ -1,6 +1,6 @@
 """Entry point of the example plugin: registers the ``toy`` backend."""
 
-from rhocore.plugins.registry import hookimpl
+from rhocore.api import hookimpl
 
 
 @hookimpl

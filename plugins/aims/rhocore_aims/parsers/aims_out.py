@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rhocore.qc.backend import OrbitalData
+from rhocore.api import OrbitalData
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.parsers.eigenvalues import EigenvalueListing, parse_eigenvalue_listing
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.qc.basis import BasisLayout
+from rhocore.api import BasisLayout
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.parsers.text import read_text
 

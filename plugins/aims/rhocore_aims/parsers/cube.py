@@ -20,7 +20,7 @@ from typing import Literal
 import ase
 import numpy as np
 
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
+from rhocore.api import BOHR_IN_ANGSTROM
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.parsers.text import read_text
 

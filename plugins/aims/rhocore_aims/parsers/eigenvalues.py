@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rhocore.qc.backend import OrbitalData
+from rhocore.api import OrbitalData
 from rhocore_aims.errors import AimsFileError
 
 _SPIN_HEADERS = {"Spin-up eigenvalues:": 0, "Spin-down eigenvalues:": 1}

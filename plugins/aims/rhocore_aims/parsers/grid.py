@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
-from rhocore.qc.backend import IntegrationGrid
+from rhocore.api import BOHR_IN_ANGSTROM, IntegrationGrid
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.parsers.ri_files import read_text_table
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocore.qc.basis import BasisLayout, SignedPermutation
+from rhocore.api import BasisLayout, SignedPermutation
 from rhocore_aims.convention import from_function_table, from_layout
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.keywords import RI_OUTPUT_FILES, Generation

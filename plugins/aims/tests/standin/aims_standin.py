@@ -20,13 +20,14 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
-from rhocore_pyscf import grids, rifit, scf
+from rhocore_pyscf import rifit
 from rhocore_pyscf.convention import aux_ao_map
-from rhocore_pyscf.molecules import build_auxmol, build_mol
+from rhocore_pyscf.molecular import grids, scf
+from rhocore_pyscf.molecular.molecules import build_auxmol, build_mol
 from rhocore_pyscf.options import PySCFOptions
 
-from rhocore.fields.grids import BOHR_IN_ANGSTROM
 from rhocore.qc.basis import BasisLayout
+from rhocore.qc.units import BOHR_IN_ANGSTROM
 
 HARTREE_EV = 27.2113845
 RESTART_FILE = "D_spin_01_kpt_000001.csc"

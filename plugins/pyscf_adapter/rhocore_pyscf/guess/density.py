@@ -17,7 +17,7 @@ import scipy.linalg
 from pyscf import gto
 from pyscf.df import incore
 
-from rhocore_pyscf import properties
+from rhocore_pyscf.molecular import properties
 
 
 @dataclass

@@ -38,15 +38,22 @@ from pyscf.pbc.gto import pseudo
 from pyscf.pbc.scf.addons import smearing
 from scipy.special import expit
 
-from rhocore.qc.backend import IntegrationGrid, OrbitalData, RIFit, SCFResult
-from rhocore.qc.basis import BasisLayout
-from rhocore.qc.rifit import IllConditionedMetricError, solve_fit
+from rhocore.api import (
+    BasisLayout,
+    IllConditionedMetricError,
+    InputError,
+    IntegrationGrid,
+    OrbitalData,
+    RIFit,
+    SCFResult,
+    solve_fit,
+)
 from rhocore_pyscf import rifit
 from rhocore_pyscf.convention import aux_ao_map
-from rhocore_pyscf.grids import evaluate_in_chunks
-from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol
+from rhocore_pyscf.molecular.grids import evaluate_in_chunks
+from rhocore_pyscf.molecular.molecules import PySCFBackendError, build_auxmol
 from rhocore_pyscf.options import PySCFOptions
-from rhocore_pyscf.relative_metric import relative_metric_terms
+from rhocore_pyscf.periodic.relative_metric import relative_metric_terms
 
 logger = logging.getLogger(__name__)
 
@@ -377,7 +384,7 @@ def fit(
     """RI fit of ``sum_a W(a) |psi_a|^2`` of a periodic SCF onto the cell.
 
     The overlap metric is analytic (lattice-summed two- and three-centre overlaps); the
-    relative metric (:mod:`rhocore_pyscf.relative_metric`) is a sum over the cell's grid.
+    relative metric (:mod:`rhocore_pyscf.periodic.relative_metric`) is a sum over the cell's grid.
     """
     state: PeriodicState = scf.state
     formula = scf.atoms.get_chemical_formula()
@@ -399,7 +406,7 @@ def refit(atoms: ase.Atoms, field_state: dict[str, np.ndarray], options: PySCFOp
     only, since the stored state does not carry the electron count of the target.
     """
     if options.constrain_charge:
-        raise ValueError(
+        raise InputError(
             "a refit of stored density matrices cannot constrain the charge: set "
             "constrain_charge: false"
         )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from rhocore.qc.backend import PluginOptions
+from rhocore.api import PluginOptions
 from rhocore_pyscf.options import EVEN_TEMPERED, PySCFOptions
 
 

@@ -1,7 +1,7 @@
 """The ``cclib`` backend: fields of finished QC calculations, fitted with PySCF integrals.
 
 Instead of running an SCF, it reads the output of a finished calculation of any code
-cclib parses (:mod:`rhocore_pyscf.cclib_output`): geometry, AO basis, MO coefficients,
+cclib parses (:mod:`rhocore_pyscf.cclib.output`): geometry, AO basis, MO coefficients,
 orbital energies and occupations. The RI fit, field evaluation and integration grids
 are the ``pyscf`` backend's. Each structure knows its output file through
 ``atoms.info["source_file"]``, which :meth:`CclibBackend.read_outputs` sets and
@@ -20,14 +20,21 @@ import ase
 import numpy as np
 from pyscf import gto
 
-from rhocore.qc.backend import BackendSetupError, IntegrationGrid, QCBackend, RIFit, SCFResult
-from rhocore.qc.basis import BasisLayout
-from rhocore_pyscf import grids
+from rhocore.api import (
+    BackendSetupError,
+    BasisLayout,
+    IntegrationGrid,
+    MetricKind,
+    QCBackend,
+    RIFit,
+    SCFResult,
+)
 from rhocore_pyscf.backend import PySCFState
-from rhocore_pyscf.cclib_options import CclibOptions
+from rhocore_pyscf.cclib.options import CclibOptions
 from rhocore_pyscf.convention import aux_ao_map
-from rhocore_pyscf.molecular_fit import fit_orbital_density
-from rhocore_pyscf.molecules import PySCFBackendError, build_named_auxmol
+from rhocore_pyscf.molecular import grids
+from rhocore_pyscf.molecular.fit import fit_orbital_density
+from rhocore_pyscf.molecular.molecules import PySCFBackendError, build_named_auxmol
 
 #: ``atoms.info`` key of the QC output a structure was read from.
 SOURCE_KEY = "source_file"
@@ -53,6 +60,11 @@ class CclibBackend(QCBackend):
     reads_outputs = True
 
     @property
+    def metric_kind(self) -> MetricKind:
+        """The ``metric`` option."""
+        return self.options.metric
+
+    @property
     def version(self) -> str:
         """cclib's version (the parser of the outputs)."""
         import cclib
@@ -62,8 +74,8 @@ class CclibBackend(QCBackend):
     @classmethod
     def read_outputs(cls, path: Path) -> list[ase.Atoms]:
         """The structure of the QC output ``path``: its last geometry, tagged with the file."""
-        from rhocore.data.structure_files import StructureError
-        from rhocore_pyscf.cclib_output import CclibOutputError, read_atoms
+        from rhocore.api import StructureError
+        from rhocore_pyscf.cclib.output import CclibOutputError, read_atoms
 
         _require_cclib()
         try:
@@ -86,7 +98,7 @@ class CclibBackend(QCBackend):
 
     def run_scf(self, atoms: ase.Atoms) -> SCFResult:
         """Read and check the output of ``atoms``; nothing is computed."""
-        from rhocore_pyscf.cclib_output import CclibOutputError, read_output
+        from rhocore_pyscf.cclib.output import CclibOutputError, read_output
 
         source = atoms.info.get(SOURCE_KEY)
         if source is None:

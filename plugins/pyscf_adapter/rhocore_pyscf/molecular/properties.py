@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from pyscf import dft, gto, scf
 
+from rhocore.api import RhocoreError
+
 #: Below this density (bohr^-3) a point counts as vacuum in E_xc: the fitted density can
 #: dip slightly below zero far from the atoms, where libxc is undefined.
 DENSITY_FLOOR = 1e-12
@@ -32,7 +34,7 @@ DENSITY_FLOOR = 1e-12
 BLOCK = 8192
 
 
-class FunctionalError(ValueError):
+class FunctionalError(RhocoreError, ValueError):
     """A functional whose energy or potential cannot be had from a density alone."""
 
 

@@ -3,7 +3,7 @@
 :func:`read_output` parses any file cclib reads, builds the PySCF molecule of its basis
 printout (cclib's bridge, then charge, spin and Cartesian/spherical functions as the file
 used — the bridge itself always makes a neutral singlet of Cartesian functions), moves
-the MO coefficients into PySCF's AO order (:mod:`rhocore_pyscf.cclib_aos`) and checks
+the MO coefficients into PySCF's AO order (:mod:`rhocore_pyscf.cclib.aos`) and checks
 the result: the MOs must be orthonormal in PySCF's AO overlap, a printed AO overlap must
 agree with PySCF's, and the occupations must hold every electron of the nuclei. Anything
 it cannot use is refused with :class:`CclibOutputError`, naming the file, the missing
@@ -20,8 +20,8 @@ import ase
 import numpy as np
 from pyscf import gto
 
-from rhocore.qc.backend import OrbitalData
-from rhocore_pyscf.cclib_aos import (
+from rhocore.api import OrbitalData, RhocoreError
+from rhocore_pyscf.cclib.aos import (
     CONVENTIONS,
     AOOrderError,
     is_cartesian,
@@ -45,7 +45,7 @@ PRINT_KEYWORDS: dict[str, tuple[str, str]] = {
 }
 
 
-class CclibOutputError(ValueError):
+class CclibOutputError(RhocoreError, ValueError):
     """A QC output that cannot become a dataset entry; the message names the file."""
 
     def __init__(self, path: Path | str, problem: str):

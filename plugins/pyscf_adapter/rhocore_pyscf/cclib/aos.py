@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 from pyscf import gto
 
+from rhocore.api import RhocoreError
+
 #: Angular momentum of a shell letter of cclib's ``gbasis`` and of AO labels.
 L_OF_LETTER = {letter: l for l, letter in enumerate("SPDFGHI")}
 
@@ -35,7 +37,7 @@ L_OF_LETTER = {letter: l for l, letter in enumerate("SPDFGHI")}
 CartesianNorm = Literal["unit", "axis"]
 
 
-class AOOrderError(ValueError):
+class AOOrderError(RhocoreError, ValueError):
     """AO labels or basis data from which no AO order can be read."""
 
 

@@ -1,7 +1,7 @@
 """``initial_guess(mol, model)``: a trained density model starts a PySCF SCF.
 
 The model predicts the RI coefficients of the total density of ``mol``'s structure; the
-Kohn-Sham Fock matrix of that density, diagonalised once (:mod:`rhocore_pyscf.guess`),
+Kohn-Sham Fock matrix of that density, diagonalised once (:mod:`rhocore_pyscf.guess.density`),
 gives the density matrix handed to ``mf.kernel(dm0=...)``. The model must have been
 trained on the ``density`` target of the ``pyscf`` backend; its backend options (orbital
 basis, functional, charge) must match the calculation it starts unless ``strict=False``.
@@ -15,17 +15,17 @@ import ase
 import numpy as np
 from pyscf import gto
 
-from rhocore.models.file import ModelFile, checked_prediction, load_model_file
+from rhocore.api import ModelFile, RhocoreError, checked_prediction, load_model_file
 from rhocore_pyscf.convention import aux_ao_map
-from rhocore_pyscf.guess import GuessOrbitals, guess_from_density
-from rhocore_pyscf.molecules import PySCFBackendError, build_auxmol
+from rhocore_pyscf.guess.density import GuessOrbitals, guess_from_density
+from rhocore_pyscf.molecular.molecules import PySCFBackendError, build_auxmol
 from rhocore_pyscf.options import EVEN_TEMPERED, PySCFOptions
 
 #: Targets whose field is the total electron density (the guess needs that field).
 DENSITY_TARGETS = ("density",)
 
 
-class GuessModelError(ValueError):
+class GuessModelError(RhocoreError, ValueError):
     """A model that cannot give a guess for this molecule, and why."""
 
 

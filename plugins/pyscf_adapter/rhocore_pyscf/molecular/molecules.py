@@ -7,11 +7,12 @@ import numpy as np
 from pyscf import gto
 from pyscf.df import addons
 
+from rhocore.api import RhocoreError
 from rhocore_pyscf.even_tempered import even_tempered_basis
 from rhocore_pyscf.options import EVEN_TEMPERED, PySCFOptions
 
 
-class PySCFBackendError(RuntimeError):
+class PySCFBackendError(RhocoreError, RuntimeError):
     """A structure the PySCF backend cannot handle with the given options."""
 
 

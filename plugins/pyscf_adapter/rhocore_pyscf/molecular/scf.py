@@ -6,7 +6,7 @@ import numpy as np
 from pyscf import dft, gto
 from pyscf.data.nist import HARTREE2EV
 
-from rhocore.qc.backend import OrbitalData
+from rhocore.api import OrbitalData
 from rhocore_pyscf.options import PySCFOptions
 
 

@@ -1,7 +1,7 @@
 """Derived quantities by name, in rhocore's units (e, Debye, eV), for the PySCF backend.
 
 Dispatches the names of :data:`rhocore.qc.properties.PROPERTIES` to the atomic-unit
-functions of :mod:`rhocore_pyscf.properties`, for an RI density (coefficients in PySCF's
+functions of :mod:`rhocore_pyscf.molecular.properties`, for an RI density (coefficients in PySCF's
 AO order of the auxiliary molecule) or a Kohn-Sham density matrix.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 from pyscf import gto
 from pyscf.data.nist import AU2DEBYE, HARTREE2EV
 
-from rhocore.qc.properties import PropertiesNotAvailableError, parse_property_names
-from rhocore_pyscf import properties
+from rhocore.api import PropertiesNotAvailableError, parse_property_names
+from rhocore_pyscf.molecular import properties
 from rhocore_pyscf.options import PySCFOptions
 
 #: Factor from atomic units to rhocore's unit of each property.

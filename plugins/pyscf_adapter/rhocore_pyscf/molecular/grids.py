@@ -8,7 +8,7 @@ import numpy as np
 from pyscf import dft, gto
 from pyscf.lib.parameters import BOHR
 
-from rhocore.qc.backend import IntegrationGrid
+from rhocore.api import IntegrationGrid
 from rhocore_pyscf.convention import aux_ao_map
 
 #: Points evaluated at once, to bound the memory of the AO values (points x functions).

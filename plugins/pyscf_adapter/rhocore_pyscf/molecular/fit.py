@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pyscf import gto
 
-from rhocore.qc.backend import MetricKind, RIFit
-from rhocore.qc.rifit import IllConditionedMetricError, solve_fit
+from rhocore.api import IllConditionedMetricError, MetricKind, RIFit, solve_fit
 from rhocore_pyscf import rifit
 from rhocore_pyscf.convention import aux_ao_map
 

@@ -1,0 +1,1 @@
+"""SCF initial guesses from a fitted or predicted total density."""
