@@ -12,12 +12,16 @@ if TYPE_CHECKING:
 
     import numpy as np
     from pyscf import gto
+    from pyscf.scf.hf import SCF
 
     from rhocore.api import ModelFile
 
 
-def initial_guess(mol: gto.Mole, model: ModelFile | str | Path, **options: object) -> np.ndarray:
-    """SCF density matrix of ``mol`` from a trained density model: see
+def initial_guess(
+    mol: gto.Mole | SCF, model: ModelFile | str | Path, **options: object
+) -> np.ndarray:
+    """SCF density matrix of a molecule (or of the SCF ``mf`` it starts, whose grid and
+    density-fitting tensors it then reuses) from a trained density model: see
     :func:`rhocore_pyscf.guess.model.initial_guess` (loads torch only when called)."""
     from rhocore_pyscf.guess.model import initial_guess as guess
 

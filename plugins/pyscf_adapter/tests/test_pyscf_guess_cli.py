@@ -170,3 +170,35 @@ def test_predict_refuses_unknown_properties_and_esp_without_cube_dir(workdir, tm
     assert "unknown properties 'dipol'. Did you mean 'dipole'?" in result.output
     result = CliRunner().invoke(cli, [*arguments, "-o", str(tmp_path / "p.h5"), "--esp"])
     assert result.exit_code != 0 and "give --cube-dir" in result.output
+
+
+def density_fitted(mol: gto.Mole, solver=dft.RKS):
+    """PBE with density fitting on the model's auxiliary basis, grid level 2."""
+    mf = solver(mol, xc="pbe").density_fit(auxbasis="def2-universal-jkfit")
+    mf.conv_tol, mf.grids.level = 1e-9, 2
+    return mf
+
+
+def test_initial_guess_of_a_density_fitted_scf_reuses_its_tensors_and_grid(workdir):
+    mol = molecule(held_out_water())
+    minao = density_fitted(mol)
+    minao.kernel()
+    mf = density_fitted(mol)
+    dm0 = initial_guess(mf, workdir / "run")
+    tensors, points = mf.with_df._cderi, mf.grids.coords
+    assert tensors is not None and points is not None
+    mf.kernel(dm0=dm0)
+    assert mf.with_df._cderi is tensors and mf.grids.coords is points
+    assert mf.converged and mf.e_tot == pytest.approx(minao.e_tot, abs=1e-6)
+    assert mf.cycles < minao.cycles
+
+
+def test_initial_guess_of_an_unrestricted_scf_has_both_spin_channels(workdir):
+    mol = molecule(held_out_water())
+    restricted = density_fitted(mol)
+    restricted.kernel()
+    mf = density_fitted(mol, dft.UKS)
+    dm0 = initial_guess(mf, workdir / "run")
+    assert dm0.shape == (2, mol.nao, mol.nao)
+    mf.kernel(dm0=dm0)
+    assert mf.converged and mf.e_tot == pytest.approx(restricted.e_tot, abs=1e-6)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import ase
 import numpy as np
-from pyscf import gto
+from pyscf import df, gto
+from pyscf.scf.hf import SCF
+from pyscf.scf.uhf import UHF
 
 from rhocore.api import ModelFile, RhocoreError, checked_prediction, load_model_file
 from rhocore_pyscf.convention import aux_ao_map
@@ -99,8 +101,14 @@ def guess_orbitals(
     *,
     xc: str | None = None,
     grid_level: int | None = None,
+    scf: SCF | None = None,
 ) -> GuessOrbitals:
-    """The guess of canonical RI ``coefficients`` fitted with the backend ``options``."""
+    """The guess of canonical RI ``coefficients`` fitted with the backend ``options``.
+
+    With ``scf`` (the SCF the guess starts) and no ``grid_level``, V_xc is integrated on the
+    SCF's own grid, and a density-fitted SCF on the model's auxiliary basis lends its
+    three-centre tensors to J: the SCF reuses both, so the guess costs little beyond them.
+    """
     formula = atoms_of(mol).get_chemical_formula()
     auxmol = build_auxmol(mol, options, formula)
     ao_map = aux_ao_map(auxmol)
@@ -110,17 +118,30 @@ def guess_orbitals(
             f"{len(coefficients)} coefficients given for {formula}, whose auxiliary basis "
             f"'{options.aux_basis}' has {len(ao_map.order)} functions"
         )
+    reuse_grid = scf is not None and grid_level is None and hasattr(scf, "grids")
     return guess_from_density(
         mol,
         auxmol,
         ao_map.from_canonical(coefficients),
         xc or options.xc,
         options.grid_level if grid_level is None else grid_level,
+        grids=scf.grids if reuse_grid else None,
+        with_df=shared_density_fit(scf, options),
     )
 
 
+def shared_density_fit(scf: SCF | None, options: PySCFOptions) -> df.DF | None:
+    """``scf``'s density fitting if its auxiliary basis is the model's, else None."""
+    with_df = getattr(scf, "with_df", None)
+    name = getattr(with_df, "auxbasis", None)
+    if not isinstance(name, str) or options.aux_basis == EVEN_TEMPERED:
+        return None
+    same = name.lower().replace("_", "-") == options.aux_basis.lower().replace("_", "-")
+    return with_df if same else None
+
+
 def initial_guess(
-    mol: gto.Mole,
+    mol: gto.Mole | SCF,
     model: ModelFile | str | Path,
     *,
     xc: str | None = None,
@@ -129,16 +150,24 @@ def initial_guess(
 ) -> np.ndarray:
     """Density matrix for ``mf.kernel(dm0=...)`` from the density ``model`` predicts.
 
-    ``model`` is a run directory, a ``model.pt`` or a loaded :class:`ModelFile`; ``xc``
-    the functional of the SCF to start (default: the model's), which builds the guess
-    potential and must be LDA or GGA. Shape (n_ao, n_ao) for closed shells,
-    (2, n_ao, n_ao) otherwise.
+    ``mol`` is the molecule, or better the SCF object ``mf`` itself: then the guess reuses
+    its grid and, for ``mf.density_fit()`` on the model's auxiliary basis, its three-centre
+    tensors, and has the shape ``mf`` takes. ``model`` is a run directory, a ``model.pt``
+    or a loaded :class:`ModelFile`; ``xc`` the functional of the guess potential (default:
+    the SCF's, else the model's), which must be LDA or GGA. Shape (n_ao, n_ao) for a
+    restricted closed shell, (2, n_ao, n_ao) otherwise.
     """
+    scf = mol if isinstance(mol, SCF) else None
+    mol = scf.mol if scf is not None else mol
     label = f"model '{model}'" if not isinstance(model, ModelFile) else "the model"
     model_file = model if isinstance(model, ModelFile) else load_model_file(Path(model))
     options = density_model_options(model_file, label)
-    xc = xc or options.xc
+    xc = xc or getattr(scf, "xc", None) or options.xc
     check_compatible(mol, options, xc, model_file, label, strict)
     atoms = atoms_of(mol)
     coefficients = checked_prediction(model_file, atoms, f"molecule {atoms.get_chemical_formula()}")
-    return guess_orbitals(mol, coefficients, options, xc=xc, grid_level=grid_level).density_matrix
+    guess = guess_orbitals(mol, coefficients, options, xc=xc, grid_level=grid_level, scf=scf)
+    density = guess.density_matrix
+    if scf is not None and isinstance(scf, UHF) and density.ndim == 2:
+        density = np.array([0.5 * density, 0.5 * density])
+    return density
