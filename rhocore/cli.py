@@ -282,10 +282,8 @@ def evaluate(
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder for files that start the training data's QC code from the predicted "
-    "density (total-density models). pyscf: structure_<i>_dm.npy "
-    "(mf.kernel(dm0=numpy.load(...))) and structure_<i>.chk (mf.from_chk(...)); aims: "
-    "structure_<i>/ with ri_restart_coeffs.out, geometry.in and the control.in keywords "
-    "('ri_density_restart read 0').",
+    "density (total-density models), named structure_<i>..., as that code's backend "
+    "writes them (its write_scf_guess; the plugin's docs say how to use them).",
 )
 def predict(
     model: Path,
