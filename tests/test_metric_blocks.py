@@ -17,7 +17,7 @@ from rhocore.data.dataset import Dataset, DatasetWriter
 from rhocore.qc.basis import BasisLayout
 from rhocore.qc.metric import BlockMetric
 from rhocore.testing.datasets import SYNTHETIC_LAYOUT, synthetic_entry, synthetic_metadata
-from rhocore.training.loss import metric_loss, metric_loss_per_structure
+from rhocore.training.loss import TorchBlockMetric, metric_loss, metric_loss_per_structure
 
 DATA = Path(__file__).parent / "data"
 #: s functions only: two on H, three on O, with these Gaussian exponents (bohr^-2).
@@ -61,7 +61,7 @@ def test_blocks_without_cutoff_give_the_dense_matrix_and_loss():
     blocks = BlockMetric.from_dense(entry.fit.metric, SYNTHETIC_LAYOUT, entry.atoms)
     assert len(blocks.pairs) == 12 * 13 // 2
     assert np.array_equal(blocks.to_dense(), entry.fit.metric)
-    assert np.array_equal(blocks.to_torch().to_dense(), entry.fit.metric)
+    assert np.array_equal(TorchBlockMetric.from_blocks(blocks).to_dense(), entry.fit.metric)
     delta = prediction - reference
     dense_loss = delta @ entry.fit.metric @ delta
     assert blocks.quadratic(delta) == pytest.approx(dense_loss, rel=1e-12)
@@ -69,7 +69,9 @@ def test_blocks_without_cutoff_give_the_dense_matrix_and_loss():
         [torch.tensor(prediction)], [torch.tensor(reference)], [torch.tensor(entry.fit.metric)]
     )
     blockwise = metric_loss_per_structure(
-        [torch.tensor(prediction)], [torch.tensor(reference)], [blocks.to_torch()]
+        [torch.tensor(prediction)],
+        [torch.tensor(reference)],
+        [TorchBlockMetric.from_blocks(blocks)],
     )
     assert blockwise.item() == pytest.approx(dense.item(), rel=1e-12, abs=0)
 
@@ -78,7 +80,7 @@ def test_blockwise_gradient_equals_the_dense_gradient():
     entry, prediction, reference = random_problem(1)
     blocks = BlockMetric.from_dense(entry.fit.metric, SYNTHETIC_LAYOUT, entry.atoms)
     gradients = []
-    for metric in (torch.tensor(entry.fit.metric), blocks.to_torch()):
+    for metric in (torch.tensor(entry.fit.metric), TorchBlockMetric.from_blocks(blocks)):
         leaf = torch.tensor(prediction, requires_grad=True)
         metric_loss([leaf], [torch.tensor(reference)], [metric]).backward()
         gradients.append(leaf.grad.numpy())

@@ -6,8 +6,8 @@ i <= j (S is symmetric) in one flat array, pairs sorted by interatomic distance,
 the pairs within a cutoff are a prefix (what the dataset reads lazily). With a cutoff the
 number of blocks, and the memory of training, grows linearly with the atoms instead of
 quadratically. Dropping pairs changes ``d^T S d``; :meth:`BlockMetric.cutoff_error` says
-by how much. :class:`TorchBlockMetric` evaluates ``Δ^T S Δ`` from the blocks in torch
-(differentiable), without ever forming the dense matrix.
+by how much. :class:`rhocore.training.loss.TorchBlockMetric` evaluates ``Δ^T S Δ`` from
+the blocks in torch (differentiable), without ever forming the dense matrix.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import ase
 import numpy as np
-import torch
 from ase.geometry import get_distances
 
 from rhocore.qc.basis import BasisLayout
@@ -156,74 +155,9 @@ class BlockMetric:
             return 0.0
         return abs(self.quadratic(coefficients) / self.norm - 1.0)
 
-    def to_torch(self) -> TorchBlockMetric:
-        """Blocks grouped by shape as torch tensors, for the loss (float64)."""
-        return TorchBlockMetric.from_blocks(self)
-
 
 def block_starts(offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Start of each pair's block in the flat values, and their total (length n_pairs + 1)."""
     sizes = np.diff(offsets)
     lengths = sizes[pairs[:, 0]] * sizes[pairs[:, 1]] if len(pairs) else np.zeros(0, int)
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-
-
-@dataclass
-class _ShapeGroup:
-    """The blocks of one shape (n_a, n_b): values (p, n_a, n_b), the functions they span."""
-
-    rows: torch.Tensor
-    columns: torch.Tensor
-    values: torch.Tensor
-    weights: torch.Tensor
-
-
-@dataclass
-class TorchBlockMetric:
-    """A :class:`BlockMetric` ready for torch: one stack of blocks per block shape."""
-
-    n_functions: int
-    groups: list[_ShapeGroup]
-
-    @classmethod
-    def from_blocks(cls, metric: BlockMetric) -> TorchBlockMetric:
-        """Group the blocks of ``metric`` by shape (one group per pair of elements, mostly)."""
-        sizes = np.diff(metric.offsets)
-        pairs = metric.pairs
-        starts = metric.block_starts()[:-1]
-        first, second = sizes[pairs[:, 0]], sizes[pairs[:, 1]]
-        groups = []
-        for size_a, size_b in sorted(set(zip(first.tolist(), second.tolist(), strict=True))):
-            chosen = np.flatnonzero((first == size_a) & (second == size_b))
-            values = np.empty((len(chosen), size_a, size_b))
-            flat = values.reshape(len(chosen), -1)
-            for row, start in enumerate(starts[chosen]):
-                flat[row] = metric.values[start : start + size_a * size_b]
-            i, j = pairs[chosen, 0], pairs[chosen, 1]
-            groups.append(
-                _ShapeGroup(
-                    rows=torch.from_numpy(metric.offsets[i][:, None] + np.arange(size_a)),
-                    columns=torch.from_numpy(metric.offsets[j][:, None] + np.arange(size_b)),
-                    values=torch.from_numpy(values),
-                    weights=torch.from_numpy(np.where(i == j, 1.0, 2.0)),
-                )
-            )
-        return cls(metric.n_functions, groups)
-
-    def to_dense(self) -> np.ndarray:
-        """The dense symmetric S (dropped pairs are zero)."""
-        out = np.zeros((self.n_functions, self.n_functions))
-        for group in self.groups:
-            rows, columns = group.rows.numpy(), group.columns.numpy()
-            values = group.values.numpy()
-            out[rows[:, :, None], columns[:, None, :]] = values
-            out[columns[:, :, None], rows[:, None, :]] = values.transpose(0, 2, 1)
-        return out
-
-    def quadratic(self, vector: torch.Tensor) -> torch.Tensor:
-        """``v^T S v`` (differentiable in ``v``), block by block."""
-        total = vector.new_zeros(())
-        for group in self.groups:
-            left = torch.bmm(vector[group.rows].unsqueeze(1), group.values).squeeze(1)
-            total = total + torch.sum(group.weights * torch.sum(left * vector[group.columns], 1))
-        return total

@@ -19,9 +19,8 @@ from rhocore.descriptors.features import LambdaSoap
 from rhocore.errors import InputError
 from rhocore.models.base import Model
 from rhocore.qc.basis import BasisLayout
-from rhocore.qc.metric import TorchBlockMetric
 from rhocore.training.checkpoints import build_checkpoint, save_checkpoint
-from rhocore.training.loss import Metric
+from rhocore.training.loss import Metric, TorchBlockMetric
 from rhocore.training.options import TrainingOptions
 from rhocore.training.prepared import Prepared, evaluate_loss
 from rhocore.training.run_log import epoch_log, log

@@ -4,17 +4,81 @@ The error of a fitted field, integrated over space in the metric of the auxiliar
 is ``(d_pred - d_ref)^T S (d_pred - d_ref)``: with S the overlap matrix it is the squared
 L2 error of the field, with the Coulomb metric its Coulomb self-energy. Training on it
 weighs every coefficient by what it contributes to the field, not by its raw size.
-A metric is a dense (n, n) tensor or a :class:`~rhocore.qc.metric.TorchBlockMetric`,
+A metric is a dense (n, n) tensor or a :class:`TorchBlockMetric`,
 whose loss is summed over atom-pair blocks without a dense n x n tensor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from rhocore.qc.metric import TorchBlockMetric
+from rhocore.qc.metric import BlockMetric
+
+
+@dataclass
+class _ShapeGroup:
+    """The blocks of one shape (n_a, n_b): values (p, n_a, n_b), the functions they span."""
+
+    rows: torch.Tensor
+    columns: torch.Tensor
+    values: torch.Tensor
+    weights: torch.Tensor
+
+
+@dataclass
+class TorchBlockMetric:
+    """A :class:`BlockMetric` ready for torch: one stack of blocks per block shape."""
+
+    n_functions: int
+    groups: list[_ShapeGroup]
+
+    @classmethod
+    def from_blocks(cls, metric: BlockMetric) -> TorchBlockMetric:
+        """Group the blocks of ``metric`` by shape (one group per pair of elements, mostly)."""
+        sizes = np.diff(metric.offsets)
+        pairs = metric.pairs
+        starts = metric.block_starts()[:-1]
+        first, second = sizes[pairs[:, 0]], sizes[pairs[:, 1]]
+        groups = []
+        for size_a, size_b in sorted(set(zip(first.tolist(), second.tolist(), strict=True))):
+            chosen = np.flatnonzero((first == size_a) & (second == size_b))
+            values = np.empty((len(chosen), size_a, size_b))
+            flat = values.reshape(len(chosen), -1)
+            for row, start in enumerate(starts[chosen]):
+                flat[row] = metric.values[start : start + size_a * size_b]
+            i, j = pairs[chosen, 0], pairs[chosen, 1]
+            groups.append(
+                _ShapeGroup(
+                    rows=torch.from_numpy(metric.offsets[i][:, None] + np.arange(size_a)),
+                    columns=torch.from_numpy(metric.offsets[j][:, None] + np.arange(size_b)),
+                    values=torch.from_numpy(values),
+                    weights=torch.from_numpy(np.where(i == j, 1.0, 2.0)),
+                )
+            )
+        return cls(metric.n_functions, groups)
+
+    def to_dense(self) -> np.ndarray:
+        """The dense symmetric S (dropped pairs are zero)."""
+        out = np.zeros((self.n_functions, self.n_functions))
+        for group in self.groups:
+            rows, columns = group.rows.numpy(), group.columns.numpy()
+            values = group.values.numpy()
+            out[rows[:, :, None], columns[:, None, :]] = values
+            out[columns[:, :, None], rows[:, None, :]] = values.transpose(0, 2, 1)
+        return out
+
+    def quadratic(self, vector: torch.Tensor) -> torch.Tensor:
+        """``v^T S v`` (differentiable in ``v``), block by block."""
+        total = vector.new_zeros(())
+        for group in self.groups:
+            left = torch.bmm(vector[group.rows].unsqueeze(1), group.values).squeeze(1)
+            total = total + torch.sum(group.weights * torch.sum(left * vector[group.columns], 1))
+        return total
+
 
 Metric = torch.Tensor | TorchBlockMetric
 

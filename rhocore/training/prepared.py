@@ -26,7 +26,7 @@ from rhocore.parallel.progress import progress_bar
 from rhocore.qc.basis import BasisLayout
 from rhocore.qc.metric import BlockMetric
 from rhocore.training import distributed
-from rhocore.training.loss import Metric, metric_loss
+from rhocore.training.loss import Metric, TorchBlockMetric, metric_loss
 from rhocore.training.run_log import log
 
 #: Structures per descriptor computation (bounds the memory of featomic's work).
@@ -92,7 +92,7 @@ def prepare(
             if metric.norm is not None:
                 errors.append(metric.cutoff_error(sample.coefficients))
         if isinstance(metric, BlockMetric):
-            metrics.append(metric.to_torch())
+            metrics.append(TorchBlockMetric.from_blocks(metric))
         else:
             metrics.append(torch.tensor(metric, dtype=torch.float64))
     if errors:

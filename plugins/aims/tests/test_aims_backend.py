@@ -7,6 +7,7 @@ FHI-aims' function order and phases. Physics checks compare with PySCF directly.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,16 +28,20 @@ pytestmark = pytest.mark.dft  # the FHI-aims stand-in runs real PySCF SCFs
 STANDIN = Path(__file__).parent / "standin" / "aims_standin.py"
 
 
-@pytest.fixture
-def species_dir(tmp_path: Path) -> Path:
+def write_species(root: Path) -> Path:
     """A species-defaults tree with one level folder and minimal H and O species files."""
-    level = tmp_path / "species_defaults" / "tight"
+    level = root / "species_defaults" / "tight"
     level.mkdir(parents=True)
     for name, number in (("H", 1), ("O", 8)):
         (level / f"{number:02d}_{name}_default").write_text(
             f"  species        {name}\n    nucleus             {number}\n"
         )
     return level.parent
+
+
+@pytest.fixture
+def species_dir(tmp_path: Path) -> Path:
+    return write_species(tmp_path)
 
 
 def make_backend(tmp_path: Path, species_dir: Path, **options) -> AimsBackend:
@@ -61,12 +66,36 @@ def homo_weights(orbitals) -> np.ndarray:
     return weights
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("version", ["240925", "230905"])
-def test_fit_matches_pyscf_in_both_keyword_generations(tmp_path, species_dir, water, version):
-    """Coefficients parsed from the stand-in's files equal a direct PySCF fit."""
+@pytest.fixture(scope="module")
+def water_density_run(tmp_path_factory, water):
+    """The stand-in's SCF and total-density fit of ``water``, run once for the module.
+
+    The tests that need this same run (Wigner rotation, reuse of finished steps, grid
+    fields) share it: each stand-in call costs seconds. Returns (root, fit); the run
+    folders are under root / "runs", the species tree under root / "species_defaults".
+    """
+    root = tmp_path_factory.mktemp("water-density")
+    backend = make_backend(root, write_species(root))
+    scf = backend.run_scf(water)
+    return root, backend.fit(scf, scf.orbitals.occupations)
+
+
+@pytest.fixture(scope="module")
+def pyscf_homo_fit(water):
+    """The direct PySCF HOMO fit the stand-in's must equal (in both keyword generations)."""
     from rhocore_pyscf import PySCFBackend
 
+    reference = PySCFBackend({"basis": "def2-svp", "aux_basis": "weigend", "metric": "overlap"})
+    reference_scf = reference.run_scf(water)
+    return reference.fit(reference_scf, homo_weights(reference_scf.orbitals))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["240925", "230905"])
+def test_fit_matches_pyscf_in_both_keyword_generations(
+    tmp_path, species_dir, water, version, pyscf_homo_fit
+):
+    """Coefficients parsed from the stand-in's files equal a direct PySCF fit."""
     backend = make_backend(tmp_path, species_dir)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RHOCORE_STANDIN_VERSION", version)
@@ -75,9 +104,7 @@ def test_fit_matches_pyscf_in_both_keyword_generations(tmp_path, species_dir, wa
         fit = backend.fit(scf, homo_weights(scf.orbitals))
     check_fit(fit, fit.layout, water, "aims stand-in")
 
-    reference = PySCFBackend({"basis": "def2-svp", "aux_basis": "weigend", "metric": "overlap"})
-    reference_scf = reference.run_scf(water)
-    expected = reference.fit(reference_scf, homo_weights(reference_scf.orbitals))
+    expected = pyscf_homo_fit
     assert fit.layout == expected.layout
     # a HOMO is defined up to its sign only through |psi|^2: the fit is sign-free
     error = np.linalg.norm(fit.coefficients - expected.coefficients)
@@ -86,28 +113,28 @@ def test_fit_matches_pyscf_in_both_keyword_generations(tmp_path, species_dir, wa
 
 
 @pytest.mark.slow
-def test_rotated_structure_gives_wigner_rotated_fit(tmp_path, species_dir, water):
+def test_rotated_structure_gives_wigner_rotated_fit(
+    tmp_path, species_dir, water, water_density_run
+):
     """FHI-aims order and phases are undone: the fit is equivariant in canonical form."""
     backend = make_backend(tmp_path, species_dir)
     rotation = random_rotation(4)
     rotated = water.copy()
     rotated.positions = water.positions @ rotation.T
-    fits = []
-    for atoms in (water, rotated):
-        scf = backend.run_scf(atoms)
-        fits.append(backend.fit(scf, scf.orbitals.occupations))
+    scf = backend.run_scf(rotated)
+    fits = [water_density_run[1], backend.fit(scf, scf.orbitals.occupations)]
     expected = rotate_coefficients(fits[0].coefficients, fits[0].layout, water.numbers, rotation)
     error = np.linalg.norm(fits[1].coefficients - expected) / np.linalg.norm(expected)
     assert error < 1e-5, f"rotated fit differs from Wigner-rotated fit by {error:.2e}"
 
 
-def test_finished_steps_are_reused(tmp_path, species_dir, water):
+def test_finished_steps_are_reused(water, water_density_run):
     """A second run finds the finished FHI-aims steps and does not run them again."""
-    backend = make_backend(tmp_path, species_dir)
-    scf = backend.run_scf(water)
-    backend.fit(scf, scf.orbitals.occupations)
-    outputs = sorted((tmp_path / "runs").rglob("aims.out"))
+    root, _ = water_density_run  # SCF and density fit of water already run there
+    outputs = sorted((root / "runs").rglob("aims.out"))
+    assert len(outputs) == 2  # the scf and ri-density steps
     stamps = [path.stat().st_mtime_ns for path in outputs]
+    backend = make_backend(root, root / "species_defaults")  # a new backend, same options
     again = backend.run_scf(water)
     backend.fit(again, again.orbitals.occupations)
     assert [path.stat().st_mtime_ns for path in outputs] == stamps
@@ -170,14 +197,14 @@ def test_fields_on_points_are_refused_with_advice(tmp_path, species_dir, water):
 
 @pytest.mark.slow
 def test_grid_fields_integrate_to_the_electron_count_and_give_the_ri_error(
-    tmp_path, species_dir, water
+    tmp_path, water_density_run
 ):
     from rhocore_aims.gridcheck import check_integral, grid_check
 
-    backend = make_backend(tmp_path, species_dir)
-    scf = backend.run_scf(water)
-    fit = backend.fit(scf, scf.orbitals.occupations)
-    folder = next((tmp_path / "runs").glob("*/ri-density"))
+    root, fit = water_density_run
+    # a copy: this test damages rho_scf.out below, and the run is shared by other tests
+    folder = tmp_path / "ri-density"
+    shutil.copytree(next((root / "runs").glob("*/ri-density")), folder)
     check = grid_check(folder, "mainline")
     assert check is not None
     assert check.reference_integral == pytest.approx(10.0, rel=1e-3)

@@ -23,9 +23,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from rhocore_aims.backend import AimsBackend
-from rhocore_aims.cli import aims
 from rhocore_aims.errors import AimsFileError
 from rhocore_aims.parsers.ri_files import basis_conversion, parse_ri_vector
 from rhocore_aims.restart import (
@@ -243,23 +241,14 @@ def test_backend_refuses_legacy_builds_and_missing_layout(methane_run, shared_da
 
 
 @pytest.mark.slow
-def test_predict_writes_aims_restarts_for_a_model_of_imported_densities(shared_data, tmp_path):
-    """Import FHI-aims water densities, train ridge, predict --scf-guess: one restart folder
-    per structure whose file, read back with the parser, is the model's prediction."""
+def test_predict_writes_aims_restarts_for_a_model_of_imported_densities(
+    shared_data, water_density_h5, tmp_path
+):
+    """Imported FHI-aims water densities (the session's shared import), train ridge,
+    predict --scf-guess: one restart folder per structure whose file, read back with the
+    parser, is the model's prediction."""
     root = shared_data / "rho_learn_water_density"
-    dataset = tmp_path / "density.h5"
-    result = CliRunner().invoke(
-        aims,
-        [
-            "import",
-            str(root / "structures"),
-            "--xyz",
-            str(root / "water_monomers_1k.xyz"),
-            "-o",
-            str(dataset),
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    dataset = water_density_h5
     config = resolve_config(
         {
             "descriptor": {"cutoff": 3.5, "max_radial": 4, "max_angular": 5},

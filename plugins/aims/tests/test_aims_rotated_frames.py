@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rhocore_aims.importer import import_folders
 from scipy.spatial.transform import Rotation
 
 from rhocore.data.dataset import Dataset
@@ -24,15 +23,8 @@ pytestmark = pytest.mark.slow  # trains on imported FHI-aims data in its set-up
 
 
 @pytest.fixture(scope="module")
-def trained(shared_data, tmp_path_factory):
-    root = shared_data / "rho_learn_water_density"
+def trained(water_density_h5, tmp_path_factory):
     out = tmp_path_factory.mktemp("rotated")
-    import_folders(
-        [root / "structures"],
-        out / "density.h5",
-        xyz=root / "water_monomers_1k.xyz",
-        progress=False,
-    )
     config = resolve_config(
         {
             "descriptor": {"cutoff": 4.0, "max_radial": 6, "max_angular": 5},
@@ -42,8 +34,8 @@ def trained(shared_data, tmp_path_factory):
     )
     # eight training structures keep the ridge solve (dual size 8 x 418) to seconds
     split = Split(train=list(range(100, 108)), validation=list(range(108, 111)), test=[])
-    train_run(config, out / "density.h5", out / "run", split=split, progress=False)
-    return Dataset(out / "density.h5"), load_model_file(out / "run")
+    train_run(config, water_density_h5, out / "run", split=split, progress=False)
+    return Dataset(water_density_h5), load_model_file(out / "run")
 
 
 def kabsch(source: np.ndarray, target: np.ndarray) -> np.ndarray:
