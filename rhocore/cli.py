@@ -45,7 +45,7 @@ def cli(verbose: bool) -> None:
 
 @cli.command()
 def plugins() -> None:
-    """List every backend, target and model with its distribution and version."""
+    """List every backend, target, model and validation scorer with its distribution and version."""
     registry = get_registry()
     for kind in KINDS:
         click.echo(f"{kind}s:")
@@ -56,7 +56,9 @@ def plugins() -> None:
 @cli.command()
 @click.argument(
     "kind",
-    type=click.Choice(["backend", "target", "model", "descriptor", "training", "executor"]),
+    type=click.Choice(
+        ["backend", "target", "model", "scorer", "descriptor", "training", "executor"]
+    ),
 )
 @click.argument("name", required=False)
 def schema(kind: str, name: str | None) -> None:

@@ -13,7 +13,6 @@ from rhocore.qc.target import Target
 from rhocore.stm.selection import StmImageScore, StmSelectionOptions
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
 from rhocore.training.scorers import Scorers
-from rhocore.workflows.train import SCORERS
 
 
 class HomoStub(Target):
@@ -50,8 +49,13 @@ def test_image_selection_without_validation_structures_says_how_to_get_them(tmp_
         StmImageScore(tmp_path / "any.h5", [], StmSelectionOptions())
 
 
+#: The scorers a run finds through the plugin hooks.
+SCORERS = Scorers(get_registry().classes("scorer"))
+
+
 def test_training_knows_the_image_score_as_stm_images_with_its_options():
     assert SCORERS.get("stm-images") is StmImageScore
+    assert get_registry().info("scorer", "stm-images").distribution == "rhocore"
     options = SCORERS.options("stm-images", {"height": 2.5})
     assert isinstance(options, StmSelectionOptions)
     assert (options.height, options.spacing) == (2.5, 0.15)
@@ -72,3 +76,17 @@ def test_an_unknown_scorer_is_refused_with_the_known_names():
         SCORERS.get("stm-image")
     with pytest.raises(ValueError, match=r"choose one of loss\.$"):
         Scorers([]).build("stm-images", {}, "data.h5", [0])
+
+
+def test_a_plugin_registers_its_own_validation_scorer():
+    class HalfLossScorer:
+        name = "half-loss"
+        Options = StmSelectionOptions
+
+    plugin = types.ModuleType("scorer_plugin")
+    plugin.rhocore_register_scorers = hookimpl(lambda: [HalfLossScorer])
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(plugin)
+    scorers = Scorers(get_registry(manager).classes("scorer"))
+    assert scorers.names() == ["loss", "half-loss", "stm-images"]
+    assert scorers.get("half-loss") is HalfLossScorer

@@ -37,5 +37,11 @@ class HookSpecs:
         """Return the :class:`rhocore.models.Model` subclasses this plugin provides."""
 
     @hookspec
+    def rhocore_register_scorers(self) -> list[type]:
+        """Return validation scorer classes (a ``name``, an ``Options`` model; see
+        :class:`rhocore.training.scorers.ValidationScorer`) that ``training.ridge_selection``
+        may name to choose among ridge strengths on the validation structures."""
+
+    @hookspec
     def rhocore_register_commands(self, cli: Any) -> None:
         """Add sub-commands to the ``rhocore`` click group ``cli`` (e.g. ``rhocore aims``)."""

@@ -17,11 +17,11 @@ from rhocore.errors import RhocoreError, did_you_mean
 from rhocore.plugins.hookspecs import PROJECT, HookSpecs
 
 ENTRY_POINT_GROUP = "rhocore"
-#: Module of the core's own plugin (its models and descriptor).
-BUILTIN_PLUGIN = "rhocore.models.builtin"
+#: Modules of the core's own plugins: the models, and the STM validation scorer.
+BUILTIN_PLUGINS = ("rhocore.models.builtin", "rhocore.stm.plugin")
 
-Kind = Literal["backend", "target", "model"]
-KINDS: tuple[Kind, ...] = ("backend", "target", "model")
+Kind = Literal["backend", "target", "model", "scorer"]
+KINDS: tuple[Kind, ...] = ("backend", "target", "model", "scorer")
 
 #: Where each well-known plugin name comes from, for the "pip install" hint.
 KNOWN_PROVIDERS: dict[tuple[Kind, str], str] = {
@@ -53,7 +53,7 @@ class PluginInfo:
 
 
 class Registry:
-    """Name -> class lookup for backends, targets and models, built from the hooks."""
+    """Name -> class lookup for backends, targets, models and scorers, built from the hooks."""
 
     def __init__(self, manager: pluggy.PluginManager):
         self.manager = manager
@@ -62,6 +62,7 @@ class Registry:
             "backend": manager.hook.rhocore_register_backends,
             "target": manager.hook.rhocore_register_targets,
             "model": manager.hook.rhocore_register_models,
+            "scorer": manager.hook.rhocore_register_scorers,
         }
         for kind, hook in hooks.items():
             for impl in hook.get_hookimpls():
@@ -89,6 +90,10 @@ class Registry:
     def entries(self, kind: Kind) -> list[PluginInfo]:
         """All registered plugins of one kind, sorted by name."""
         return [self._entries[kind][name] for name in self.names(kind)]
+
+    def classes(self, kind: Kind) -> list[type]:
+        """The classes of every registered plugin of one kind, sorted by name."""
+        return [info.cls for info in self.entries(kind)]
 
     def info(self, kind: Kind, name: str) -> PluginInfo:
         """The plugin ``name`` of ``kind``, or a :class:`PluginError` that helps the user."""
@@ -127,8 +132,9 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
     """A fresh plugin manager with the core's built-ins and the installed plugins."""
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(HookSpecs)
-    # the core's own plugin, found by name like any entry point
-    manager.register(importlib.import_module(BUILTIN_PLUGIN), name="rhocore.builtin")
+    # the core's own plugins, found by name like any entry point
+    for module in BUILTIN_PLUGINS:
+        manager.register(importlib.import_module(module), name=module)
     if load_entry_points:
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return manager

@@ -21,7 +21,7 @@ from rhocore.data.samples import Sample
 from rhocore.descriptors.features import LambdaSoap
 from rhocore.errors import InputError
 from rhocore.models.file import save_model_file
-from rhocore.stm.selection import StmImageScore
+from rhocore.plugins.registry import get_registry
 from rhocore.training import distributed
 from rhocore.training.options import TrainingOptions
 from rhocore.training.scorers import Scorers
@@ -29,9 +29,6 @@ from rhocore.training.trainer import TrainingResult, train
 from rhocore.workflows.config import ResolvedConfig
 
 log = logging.getLogger(__name__)
-
-#: The validation scorers that may choose a ridge strength (``training.ridge_selection``).
-SCORERS = Scorers([StmImageScore])
 
 
 @dataclass
@@ -101,8 +98,8 @@ def train_run(
 
     ``split`` overrides the seeded random split of the config's ``split`` section. Under
     ``torchrun`` the processes share the training and process 0 alone writes ``run_dir``.
-    ``scorers`` are the validation scorers ``training.ridge_selection`` may name (default
-    :data:`SCORERS`).
+    ``scorers`` are the validation scorers ``training.ridge_selection`` may name (default:
+    every registered scorer).
     """
     run_dir = Path(run_dir)
     main = distributed.is_main()
@@ -137,7 +134,8 @@ def train_run(
         dataset_path,
     )
     options = config.training_options
-    score = (scorers or SCORERS).build(
+    scorers = scorers or Scorers(get_registry().classes("scorer"))
+    score = scorers.build(
         options.ridge_selection,
         options.ridge_selection_options,
         Path(dataset_path),

@@ -170,7 +170,7 @@ def test_bad_options_are_rejected_naming_the_field(cls, options, field):
 def test_installed_entry_point_registers_all_targets():
     manager = get_plugin_manager()
     # The core's built-in models are not needed to find targets.
-    manager.unregister(name="rhocore.builtin")
+    manager.unregister(name="rhocore.models.builtin")
     registry = get_registry(manager)
     expected = {"density": DensityTarget, "homo": HomoTarget, "lumo": LumoTarget}
     expected["orbital"] = OrbitalTarget

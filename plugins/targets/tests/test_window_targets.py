@@ -236,7 +236,7 @@ def test_bad_options_are_rejected_naming_the_option(cls, options, message):
 
 def test_installed_entry_point_registers_ldos_and_ildos():
     manager = get_plugin_manager()
-    manager.unregister(name="rhocore.builtin")
+    manager.unregister(name="rhocore.models.builtin")
     registry = get_registry(manager)
     for name, cls in {"ldos": LdosTarget, "ildos": IldosTarget}.items():
         assert registry.get("target", name) is cls
