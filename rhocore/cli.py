@@ -166,6 +166,13 @@ def merge(output: Path, inputs: tuple[Path, ...], renumber: bool) -> None:
     help="Dataset made by `rhocore generate` (or imported).",
 )
 @click.option(
+    "--validation-dataset",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Validate on every structure of this dataset instead of a random part of DATASET "
+    "(same backend, target and metric).",
+)
+@click.option(
     "-o",
     "--output",
     "run_dir",
@@ -174,14 +181,16 @@ def merge(output: Path, inputs: tuple[Path, ...], renumber: bool) -> None:
     show_default=True,
     help="Run directory.",
 )
-def train(config: Path, dataset: Path, run_dir: Path) -> None:
+def train(config: Path, dataset: Path, validation_dataset: Path | None, run_dir: Path) -> None:
     """Train a model on DATASET with the model/training sections of CONFIG."""
     from rhocore.training import distributed
     from rhocore.workflows.config import load_config
     from rhocore.workflows.train import train_run
 
     with distributed.session():  # under torchrun: all processes train, process 0 reports
-        result = train_run(load_config(config), dataset, run_dir)
+        result = train_run(
+            load_config(config), dataset, run_dir, validation_dataset=validation_dataset
+        )
         main = distributed.is_main()
     if main:
         click.echo(

@@ -224,3 +224,35 @@ def test_save_model_file_leaves_the_trained_model_as_it_was(tmp_path):
     )
     assert model.training
     assert all(parameter.requires_grad for parameter in model.parameters())
+
+
+def test_a_separate_validation_dataset_validates_and_the_training_set_is_not_split_for_it(
+    trained_run, tmp_path
+):
+    with DatasetWriter(tmp_path / "validation.h5", synthetic_metadata()) as writer:
+        for index in (40, 41, 42):
+            writer.write(synthetic_entry(index))
+    arguments = ["train", str(trained_run / "config.yaml"), "--dataset"]
+    arguments += [str(trained_run / "data.h5"), "--validation-dataset"]
+    arguments += [str(tmp_path / "validation.h5"), "-o", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["validation"] == [40, 41, 42]
+    assert split["validation_dataset"] == str(tmp_path / "validation.h5")
+    assert len(split["test"]) == 2 and len(split["train"]) == 6
+    assert load_model_file(tmp_path / "run").test_indices == split["test"]
+
+
+def test_a_validation_dataset_of_another_calculation_is_refused_naming_both_files(
+    trained_run, tmp_path
+):
+    other = synthetic_metadata(backend_options={"xc": "b3lyp", "grid": [3, 4]})
+    with DatasetWriter(tmp_path / "validation.h5", other) as writer:
+        writer.write(synthetic_entry(40, other))
+    arguments = ["train", str(trained_run / "config.yaml"), "--dataset"]
+    arguments += [str(trained_run / "data.h5"), "--validation-dataset"]
+    arguments += [str(tmp_path / "validation.h5"), "-o", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 1
+    assert "validation.h5" in result.output and "backend_options" in result.output

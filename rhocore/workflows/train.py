@@ -1,5 +1,10 @@
 """``rhocore train``: dataset.h5 + model/training options -> run directory.
 
+The validation structures come from the dataset's seeded random split, or from a second
+dataset of the same backend, target and metric (``--validation-dataset``) when the
+structures were divided beforehand, e.g. by molecule identity so that no conformer of a
+validation molecule is trained on.
+
 The run directory gets ``options_restart.yaml`` (the fully expanded configuration),
 ``split.json``, ``train.log``, ``checkpoint.ckpt`` (resumable) and ``model.pt`` (the
 metatomic model file, :mod:`rhocore.models.file`) with its ``extensions/`` folder.
@@ -27,21 +32,34 @@ from rhocore.training.options import TrainingOptions
 from rhocore.training.scorers import Scorers
 from rhocore.training.trainer import TrainingResult, train
 from rhocore.workflows.config import ResolvedConfig
+from rhocore.workflows.dataset_merge import merged_metadata
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Split:
-    """Dataset indices for training, validation and the held-out test set."""
+    """Dataset indices for training, validation and the held-out test set.
+
+    ``validation`` indexes ``validation_dataset`` when one is given, else the training
+    dataset, like ``train`` and ``test``.
+    """
 
     train: list[int]
     validation: list[int]
     test: list[int]
+    validation_dataset: Path | None = None
 
-    def as_dict(self) -> dict[str, list[int]]:
+    def as_dict(self) -> dict[str, list[int] | str]:
         """JSON-ready."""
-        return {"train": self.train, "validation": self.validation, "test": self.test}
+        out: dict[str, list[int] | str] = {
+            "train": self.train,
+            "validation": self.validation,
+            "test": self.test,
+        }
+        if self.validation_dataset is not None:
+            out["validation_dataset"] = str(self.validation_dataset)
+        return out
 
 
 def split_indices(
@@ -91,12 +109,15 @@ def train_run(
     run_dir: Path,
     *,
     split: Split | None = None,
+    validation_dataset: Path | None = None,
     progress: bool = True,
     scorers: Scorers | None = None,
 ) -> TrainingResult:
     """Train the configured model on a dataset and export it to ``run_dir/model.pt``.
 
-    ``split`` overrides the seeded random split of the config's ``split`` section. Under
+    ``split`` overrides the seeded random split of the config's ``split`` section. With
+    ``validation_dataset`` every structure of that dataset validates, and the training
+    dataset is split into training and test structures only. Under
     ``torchrun`` the processes share the training and process 0 alone writes ``run_dir``.
     ``scorers`` are the validation scorers ``training.ridge_selection`` may name (default:
     every registered scorer).
@@ -106,15 +127,23 @@ def train_run(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
     dataset = Dataset(Path(dataset_path))
-    metadata = dataset.metadata
+    validation_path = Path(validation_dataset or dataset_path)
+    validation_set = Dataset(validation_path) if validation_dataset else dataset
+    metadata = (
+        merged_metadata([dataset, validation_set]) if validation_dataset else dataset.metadata
+    )
     if split is None:
         split_options = config.raw.split
         split = split_indices(
             dataset.indices(),
             split_options.test_fraction,
-            split_options.validation_fraction,
+            0.0 if validation_dataset else split_options.validation_fraction,
             split_options.seed,
         )
+        if validation_dataset:
+            split.validation = validation_set.indices()
+    if validation_dataset:
+        split.validation_dataset = validation_path
     restart = config.to_dict()
     restart["backend"] = {"name": metadata.backend_name, "options": metadata.backend_options}
     restart["target"] = {"name": metadata.target_name, "options": metadata.target_options}
@@ -138,14 +167,14 @@ def train_run(
     score = scorers.build(
         options.ridge_selection,
         options.ridge_selection_options,
-        Path(dataset_path),
+        validation_path,
         split.validation,
     )
     result = train(
         model,
         descriptor,
         load_samples(dataset, split.train, options, progress),
-        load_samples(dataset, split.validation, options, progress),
+        load_samples(validation_set, split.validation, options, progress),
         options,
         run_dir,
         progress=progress,
