@@ -7,7 +7,7 @@ PLUGINS := plugins/pyscf_adapter plugins/targets plugins/aims
 # test files run side by side in this many processes (a file's fixtures stay in one)
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test lint docs clean
+.PHONY: install demo test lint docs benchmarks-report clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[docs]'
 	$(BIN)/sphinx-build -b html docs docs/_build/html
+
+# the docs' benchmark tables (docs/generated/*.rst) from benchmarks/results/*.json
+benchmarks-report: $(STAMP)
+	$(BIN)/python -m benchmarks.report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,9 +5,10 @@ SPD metrics) is trained with the same configuration by ``python -m rhocore train
 ``torchrun --standalone --nproc_per_node N -m rhocore train`` (both with one OpenMP thread
 per process). Prints JSON: command wall times, seconds per epoch from the ``train.log``
 timestamps, the largest relative difference of the per-epoch training and validation
-losses, and the load average (timings on a shared machine are noisy).
+losses, and the load average (timings on a shared machine are noisy). Writes
+``benchmarks/results/<name>.json`` with provenance.
 Usage: ``python benchmarks/ddp_training.py [--structures 64] [--molecules 4] [--epochs 10]
-[--batch-size 8] [--processes 2] [--optimizer adam]``.
+[--batch-size 8] [--processes 2] [--optimizer adam] [--name ddp_training]``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from provenance import write_result
 
 from rhocore.data.dataset import DatasetWriter
 from rhocore.testing.datasets import synthetic_entry, synthetic_metadata
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="structures per step")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--optimizer", choices=["adam", "lbfgs"], default="adam")
+    parser.add_argument("--name", default="ddp_training", help="result file name")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -91,25 +94,22 @@ def main() -> None:
         )
         for key in ("train_loss", "validation_loss")
     }
-    print(
-        json.dumps(
-            {
-                "structures": args.structures,
-                "atoms_per_structure": 3 * args.molecules,
-                "epochs": args.epochs,
-                "batch_size": args.batch_size,
-                "optimizer": args.optimizer,
-                "processes": args.processes,
-                "one_process": serial,
-                "torchrun": parallel,
-                "epoch_speedup": serial["s_per_epoch"] / parallel["s_per_epoch"],
-                "max_relative_difference": differences,
-                "final_train_loss": histories[0][-1]["train_loss"],
-                "loadavg": os.getloadavg(),
-            },
-            indent=1,
-        )
-    )
+    result = {
+        "structures": args.structures,
+        "atoms_per_structure": 3 * args.molecules,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "processes": args.processes,
+        "one_process": serial,
+        "torchrun": parallel,
+        "epoch_speedup": serial["s_per_epoch"] / parallel["s_per_epoch"],
+        "max_relative_difference": differences,
+        "final_train_loss": histories[0][-1]["train_loss"],
+    }
+    path = write_result(args.name, result)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

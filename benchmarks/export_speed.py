@@ -5,7 +5,8 @@ radial counts for O and H) and default descriptor is saved as ``model.pt`` and e
 Measured: export time (scripting, saving and the probe check), file size, load time of
 the file through metatomic's ASE calculator, and the best time per call for water
 clusters of 1, 8 and 64 molecules: ``MetatomicCalculator.run_model`` (neighbour list
-included) against ``ModelFile.predict``, with the largest relative difference.
+included) against ``ModelFile.predict``, side by side in this run (their ratio), with the
+largest relative difference. Writes ``benchmarks/results/<name>.json`` with provenance.
 Usage: ``python benchmarks/export_speed.py [--repeats 3]``.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from metatomic.torch import ModelOutput
 from metatomic_ase import MetatomicCalculator
+from provenance import write_result
 
 from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
 from rhocore.descriptors.tensormaps import tensormap_to_coefficients
@@ -47,6 +50,7 @@ def best_time(function, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--name", default="export_speed", help="result file name")
     args = parser.parse_args()
     torch.set_num_threads(1)
     options = DescriptorOptions()
@@ -82,14 +86,21 @@ def main() -> None:
 
             got = tensormap_to_coefficients(exported(), [atoms.numbers], LAYOUT)[0].numpy()
             expected = rhocore_predict()
+            exported_ms = 1e3 * best_time(exported, args.repeats)
+            rhocore_ms = 1e3 * best_time(rhocore_predict, args.repeats)
             result[f"{molecules}_waters"] = {
-                "exported_ms": 1e3 * best_time(exported, args.repeats),
-                "rhocore_predict_ms": 1e3 * best_time(rhocore_predict, args.repeats),
+                "atoms": len(atoms),
+                "exported_ms": exported_ms,
+                "rhocore_predict_ms": rhocore_ms,
+                "rhocore_predict_over_exported": rhocore_ms / exported_ms,
                 "max_relative_difference": float(
                     np.abs(got - expected).max() / np.abs(expected).max()
                 ),
             }
+    result["repeats"] = args.repeats
+    path = write_result(args.name, result)
     print(json.dumps(result, indent=1))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

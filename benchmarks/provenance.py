@@ -2,8 +2,8 @@
 
 Every figure the README and the docs quote comes from one of these files. Each records how,
 when and where it was measured: the git commit (and whether the tree was clean), the date,
-the exact command line, the machine (CPU model, cores, threads, memory) and the versions of
-the packages that set the numbers.
+the exact command line, the machine (CPU model, cores, threads, memory, load average) and the
+versions of the packages that set the numbers.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ PACKAGES = (
     "scipy",
 )
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: Load average when the benchmark imported this module: its start (a shared machine's
+#: other work slows timings, so every result says how busy the machine was).
+LOAD_AT_START = os.getloadavg()
 
 
 def git_state(folder: Path) -> dict[str, Any]:
@@ -85,6 +88,8 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "thread_variables": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "memory_gib": memory_gib(),
+        "load_average_at_start": [round(value, 2) for value in LOAD_AT_START],
+        "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
@@ -101,10 +106,18 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def rhocore_source() -> str | None:
+    """The folder the ``rhocore`` package was imported from: the checkout the commit names,
+    or another copy of it (``PYTHONPATH``), whose code then set the numbers."""
+    module = sys.modules.get("rhocore")
+    return str(Path(module.__file__).resolve().parent) if module and module.__file__ else None
+
+
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:
     """How, when and where a result was measured."""
     return {
         **git_state(Path(__file__).resolve().parent),
+        "rhocore_imported_from": rhocore_source(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *(sys.argv if argv is None else argv)]),
         "machine": machine(),

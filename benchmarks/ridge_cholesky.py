@@ -6,8 +6,9 @@ The ridge solvers factorise one dense symmetric matrix per strength through
 threads on large matrices. Each library factorises and solves the same positive definite
 matrix ``--repeats`` times in its own child process, so that a crash is reported (as its
 signal) instead of ending the benchmark; the best time of each counts, and the two
-solutions must agree.
-Usage: ``python benchmarks/ridge_cholesky.py [--size 8000] [--repeats 3]``.
+solutions must agree. Every size runs both libraries side by side; the result, with
+provenance, is ``benchmarks/results/<name>.json``.
+Usage: ``python benchmarks/ridge_cholesky.py [--sizes 8000 12000] [--repeats 3]``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import write_result
+
+LIBRARIES = ("torch", "scipy")
 
 
 def positive_definite(size: int) -> np.ndarray:
@@ -58,10 +62,10 @@ def child(library: str, size: int, repeats: int, solution_file: Path) -> None:
     print(json.dumps({"seconds": min(seconds)}))
 
 
-def measure(library: str, args: argparse.Namespace, folder: Path) -> dict:
+def measure(library: str, size: int, repeats: int, folder: Path) -> dict:
     """Run ``library`` in a child process: its best time, or how it failed."""
     solution_file = folder / f"{library}.npy"
-    command = [sys.executable, __file__, "--size", str(args.size), "--repeats", str(args.repeats)]
+    command = [sys.executable, __file__, "--sizes", str(size), "--repeats", str(repeats)]
     done = subprocess.run(
         [*command, "--child", library, "--solution", str(solution_file)],
         capture_output=True,
@@ -73,30 +77,43 @@ def measure(library: str, args: argparse.Namespace, folder: Path) -> dict:
     return json.loads(done.stdout.splitlines()[-1]) | {"solution": np.load(solution_file)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=8000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", choices=["torch", "scipy"], help=argparse.SUPPRESS)
-    parser.add_argument("--solution", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.size, args.repeats, args.solution)
-        return
-    import torch
-
+def compare(size: int, repeats: int) -> dict:
+    """Both libraries on one matrix of ``size``: best times, their ratio, the solutions' gap."""
     with tempfile.TemporaryDirectory() as folder:
-        runs = {library: measure(library, args, Path(folder)) for library in ("torch", "scipy")}
-    report: dict = {"size": args.size, "threads": torch.get_num_threads()}
+        runs = {library: measure(library, size, repeats, Path(folder)) for library in LIBRARIES}
+    report: dict = {"size": size}
     for library, run in runs.items():
         report[f"{library}_seconds"] = run.get("seconds") or f"failed: {run['failed']}"
     if all("seconds" in run for run in runs.values()):
         difference = float(np.abs(runs["torch"]["solution"] - runs["scipy"]["solution"]).max())
         scale = float(np.abs(runs["scipy"]["solution"]).max())
         assert difference <= 1e-10 * scale, f"the solutions differ by {difference:g}"
-        report["scipy_over_torch"] = round(runs["scipy"]["seconds"] / runs["torch"]["seconds"], 2)
+        report["scipy_over_torch"] = runs["scipy"]["seconds"] / runs["torch"]["seconds"]
         report["solution_difference"] = difference
-    print(json.dumps(report, indent=1))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--name", default="ridge_cholesky", help="result file name")
+    parser.add_argument("--child", choices=LIBRARIES, help=argparse.SUPPRESS)
+    parser.add_argument("--solution", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.sizes[0], args.repeats, args.solution)
+        return
+    import torch
+
+    result = {
+        "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "sizes": [compare(size, args.repeats) for size in args.sizes],
+    }
+    path = write_result(args.name, result)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

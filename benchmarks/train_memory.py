@@ -16,7 +16,8 @@ right before reading the data (imports done, descriptor and model built, one war
 on a single water taken): the step.
 Scaling exponents are fitted to the step memory on log-log axes (against atoms, and for
 the blocks against the atom pairs kept); for the largest cluster
-the relative error of d^T S d is given for a few cutoffs.
+the relative error of d^T S d is given for a few cutoffs. Writes
+``benchmarks/results/<name>.json`` with provenance.
 Usage: ``python benchmarks/train_memory.py [--molecules 21 42 84 167 334] [--cutoff 5]``.
 """
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import ase
 import numpy as np
+from provenance import write_result
 
 WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 #: Grid spacing (angstrom) of one water per 29.9 angstrom^3, the density of liquid water.
@@ -209,8 +210,11 @@ def child(path: str, mode: str, cutoff: float) -> dict:
 
 
 def exponent(atoms: list[int], memory: list[float]) -> float:
-    """Slope of log(memory) against log(atoms)."""
-    return float(np.polyfit(np.log(atoms), np.log(memory), 1)[0])
+    """Slope of log(memory) against log(atoms), over the points with a measurable step (a
+    small step can stay below the warm-up's peak and read as 0 MiB)."""
+    kept = [(size, mib) for size, mib in zip(atoms, memory, strict=True) if mib > 0]
+    sizes, mibs = np.array(kept).T
+    return float(np.polyfit(np.log(sizes), np.log(mibs), 1)[0])
 
 
 def main() -> None:
@@ -223,6 +227,7 @@ def main() -> None:
     parser.add_argument("--aux-basis", default="even-tempered")
     parser.add_argument("--child", nargs=3, metavar=("PATH", "MODE", "CUTOFF"))
     parser.add_argument("--write", metavar="FOLDER")
+    parser.add_argument("--name", default="train_memory", help="result file name")
     args = parser.parse_args()
     if args.child:
         path, mode, cutoff = args.child
@@ -265,11 +270,10 @@ def main() -> None:
         for point in points:
             del point["path"]
     atoms = [point["atoms"] for point in points]
+    dense, blocks = largest["dense"], largest["blocks"]
     report = {
-        "benchmark": "train_memory",
         "aux_basis": f"{args.aux_basis} from {args.basis}",
         "metric_cutoff_angstrom": args.cutoff,
-        "load_average": os.getloadavg(),
         "points": points,
         "step_memory_exponent": {
             mode: exponent(atoms, [point[mode]["step_mib"] for point in points])
@@ -283,12 +287,14 @@ def main() -> None:
         ),
         "largest": {
             "atoms": largest["atoms"],
-            "dense_over_blocks_peak_rss": largest["dense"]["peak_rss_mib"]
-            / largest["blocks"]["peak_rss_mib"],
-            "dense_over_blocks_step": largest["dense"]["step_mib"] / largest["blocks"]["step_mib"],
+            "dense_over_blocks_peak_rss": dense["peak_rss_mib"] / blocks["peak_rss_mib"],
+            "dense_over_blocks_step": dense["step_mib"] / blocks["step_mib"],
+            "loss_relative_difference": abs(blocks["loss"] / dense["loss"] - 1),
         },
     }
+    path = write_result(args.name, report)
     print(json.dumps(report, indent=1))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rhocore.descriptors.clebsch_gordan import SelfProduct, coupled_pairs, real_cg_coefficients
+from rhocore.descriptors.clebsch_gordan import (
+    EXPANSION_PAIR_NAMES,
+    SelfProduct,
+    coupled_pairs,
+    expansion_channels,
+    real_cg_coefficients,
+)
 
 MAX_ANGULAR, MAX_RADIAL, TYPES = 3, 2, [1, 8]
 
@@ -29,14 +35,16 @@ def direct_self_product(density: list[torch.Tensor], lam: int, coefficients) -> 
 def test_chunks_of_atoms_give_the_direct_contraction(normalize):
     # 7 atoms in chunks of 3: two full chunks and a partial one
     generator = torch.Generator().manual_seed(0)
-    channels = len(TYPES) * (MAX_RADIAL + 1)
+    channels = expansion_channels(TYPES, MAX_RADIAL)
     density = [
-        torch.randn(7, 2 * l + 1, channels, generator=generator, dtype=torch.float64)
+        torch.randn(7, 2 * l + 1, len(channels), generator=generator, dtype=torch.float64)
         for l in range(MAX_ANGULAR + 1)
     ]
     coefficients = real_cg_coefficients(MAX_ANGULAR)
     lambdas = [0, 1, 2, 3]
-    product = SelfProduct(lambdas, MAX_ANGULAR, MAX_RADIAL, TYPES, coefficients, chunk=3)
+    product = SelfProduct(
+        lambdas, MAX_ANGULAR, channels, EXPANSION_PAIR_NAMES, coefficients, chunk=3
+    )
     features = product(density, normalize=normalize)
     expected = {lam: direct_self_product(density, lam, coefficients) for lam in lambdas}
     if normalize:

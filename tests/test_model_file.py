@@ -256,3 +256,17 @@ def test_a_validation_dataset_of_another_calculation_is_refused_naming_both_file
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 1
     assert "validation.h5" in result.output and "backend_options" in result.output
+
+
+def test_an_explicit_split_that_names_a_validation_dataset_validates_on_it(trained_run, tmp_path):
+    from rhocore.workflows.config import load_config
+    from rhocore.workflows.train import Split, train_run
+
+    with DatasetWriter(tmp_path / "validation.h5", synthetic_metadata()) as writer:
+        for index in (50, 51):
+            writer.write(synthetic_entry(index))
+    split = Split([0, 1, 2, 3, 4], [50, 51], [], validation_dataset=tmp_path / "validation.h5")
+    config = load_config(trained_run / "config.yaml")
+    train_run(config, trained_run / "data.h5", tmp_path / "run", split=split, progress=False)
+    written = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert written["validation"] == [50, 51] and written["train"] == [0, 1, 2, 3, 4]

@@ -14,7 +14,24 @@ import torch
 from featomic.clebsch_gordan import calculate_cg_coefficients
 from metatensor.torch import Labels
 
-PROPERTY_NAMES = ["l_1", "l_2", "neighbor_1_type", "n_1", "neighbor_2_type", "n_2"]
+#: Property names of the channels of a pair of an uncompressed expansion (first factor, then
+#: second): neighbour type and radial index.
+EXPANSION_PAIR_NAMES = ["neighbor_1_type", "n_1", "neighbor_2_type", "n_2"]
+#: Property names of the channels of a pair of a compressed expansion: principal components.
+COMPRESSED_PAIR_NAMES = ["k_1", "k_2"]
+
+
+def expansion_channels(neighbor_types: Sequence[int], max_radial: int) -> torch.Tensor:
+    """Channel labels (neighbor_type, n) of a spherical expansion, type-major (int32)."""
+    return torch.cartesian_prod(
+        torch.tensor(sorted(neighbor_types), dtype=torch.int32),
+        torch.arange(max_radial + 1, dtype=torch.int32),
+    ).reshape(-1, 2)
+
+
+def compressed_channels(count: int) -> torch.Tensor:
+    """Channel labels (k,) of ``count`` principal components (int32)."""
+    return torch.arange(count, dtype=torch.int32).reshape(-1, 1)
 
 
 def coupled_pairs(o3_lambda: int, max_angular: int) -> list[tuple[int, int]]:
@@ -56,11 +73,12 @@ def real_cg_coefficients(max_angular: int) -> dict[tuple[int, int, int], torch.T
 class SelfProduct(torch.nn.Module):
     """lambda-SOAP blocks of selected o3_lambda from the density blocks of one centre type.
 
-    The density of angular channel l has shape (atoms, 2l + 1, channels), channels being
-    ``neighbor_types`` x range(max_radial + 1), type-major. Output properties are the
-    unique pairs (l_1, l_2, neighbor_1_type, n_1, neighbor_2_type, n_2): l_1 < l_2, or
-    l_1 = l_2 with (neighbor_1_type, n_1) <= (neighbor_2_type, n_2), because the swapped
-    pair of a self-product is equal for o3_sigma = +1.
+    The density of angular channel l has shape (atoms, 2l + 1, channels), the channels
+    labelled by the rows of ``channels`` (:func:`expansion_channels`, or
+    :func:`compressed_channels` after a compression). Output properties are the unique
+    pairs (l_1, l_2, first channel, second channel), named ``["l_1", "l_2"] + pair_names``:
+    l_1 < l_2, or l_1 = l_2 with the first channel's index <= the second's, because the
+    swapped pair of a self-product is equal for o3_sigma = +1.
 
     All channel pairs (l_1, l_2 >= l_1) of one l_1 form a *group*, coupled by two matrix
     products: the group's weights map the density rows of its partners l_2 to columns
@@ -76,7 +94,9 @@ class SelfProduct(torch.nn.Module):
     output; per chunk the number of torch calls is fixed (each has a fixed cost), so the
     time is linear in the number of atoms. The intermediates live in scratch tensors
     allocated once per call: fresh memory for every chunk would be page-faulted anew,
-    which costs about ten times as much as writing it. The module is TorchScript-able,
+    which costs about ten times as much as writing it. Constant tensors (weights, gather
+    positions) are buffers: the module follows ``.to(device)`` and computes on the device
+    of its input. The module is TorchScript-able,
     so exported models (:mod:`rhocore.models.atomistic`) compute the same features.
     """
 
@@ -85,13 +105,14 @@ class SelfProduct(torch.nn.Module):
     _group_l1: list[int]
     _group_rows: list[tuple[int, int]]
     _group_width: list[int]
-    _group_weights: list[torch.Tensor]  # (rows, (2 l_1 + 1) * width)
+    _group_weights: list[tuple[int, int, int]]  # (offset, rows, (2 l_1 + 1) * width)
     # per run, flat over groups (runs of group g are _group_runs[g] .. _group_runs[g + 1])
     _group_runs: list[int]
     _run_lambda: list[int]
     _run_start: list[int]  # first output property
     _run_u: list[int]  # first u of the run in the group
-    _run_same: list[torch.Tensor]  # flat positions of the l_2 = l_1 piece, or empty
+    _run_same: list[tuple[int, int]]  # (offset, size) of the flat positions of the
+    # l_2 = l_1 piece (size 0 if none)
     _run_rest: list[int]  # pieces with l_2 > l_1
     _sizes: dict[int, int]
     properties: dict[int, Labels]
@@ -100,18 +121,14 @@ class SelfProduct(torch.nn.Module):
         self,
         o3_lambdas: Sequence[int],
         max_angular: int,
-        max_radial: int,
-        neighbor_types: Sequence[int],
+        channels: torch.Tensor,
+        pair_names: Sequence[str],
         coefficients: dict[tuple[int, int, int], torch.Tensor],
         chunk: int = 32,
     ):
         super().__init__()
         self.o3_lambdas = sorted({int(lam) for lam in o3_lambdas})
         self.chunk = chunk
-        channels = torch.cartesian_prod(
-            torch.tensor(sorted(neighbor_types), dtype=torch.int32),
-            torch.arange(max_radial + 1, dtype=torch.int32),
-        ).reshape(-1, 2)
         count = self._channels = len(channels)
         first, second = torch.meshgrid(torch.arange(count), torch.arange(count), indexing="ij")
         first, second = first.reshape(-1), second.reshape(-1)
@@ -125,6 +142,9 @@ class SelfProduct(torch.nn.Module):
 
         self._group_l1, self._group_rows, self._group_width = [], [], []
         self._group_weights, self._group_runs = [], [0]
+        weight_values: list[torch.Tensor] = []
+        same_values: list[torch.Tensor] = []
+        weight_offset = same_offset = 0
         self._run_lambda, self._run_start, self._run_u = [], [], []
         self._run_same, self._run_rest = [], []
         start = {lam: 0 for lam in self.o3_lambdas}  # next output property per o3_lambda
@@ -145,7 +165,9 @@ class SelfProduct(torch.nn.Module):
                 self._run_lambda.append(lam)
                 self._run_start.append(start[lam])
                 self._run_u.append(u)
-                self._run_same.append(same_index)
+                self._run_same.append((same_offset, same_index.numel()))
+                same_values.append(same_index)
+                same_offset += same_index.numel()
                 self._run_rest.append(len(l2s) - same)
                 for l2 in l2s:
                     block = coefficients[(l1, l2, lam)].permute(0, 2, 1)  # (m_1, mu, m_2)
@@ -156,14 +178,20 @@ class SelfProduct(torch.nn.Module):
             self._group_l1.append(l1)
             self._group_rows.append((lo, hi))
             self._group_width.append(width)
-            self._group_weights.append(weights.reshape(-1, hi - lo).T.contiguous())
+            weights = weights.reshape(-1, hi - lo).T.contiguous()
+            self._group_weights.append((weight_offset, weights.shape[0], weights.shape[1]))
+            weight_values.append(weights.reshape(-1))
+            weight_offset += weights.numel()
             self._group_runs.append(len(self._run_lambda))
         self._sizes = start
         # doubles per atom of the largest intermediate of any group
         self._scratch = max(
-            count * max(weights.shape[1], count * width)
-            for weights, width in zip(self._group_weights, self._group_width, strict=True)
+            count * max(columns, count * width)
+            for (_, _, columns), width in zip(self._group_weights, self._group_width, strict=True)
         )
+        # constant tensors are buffers, so that they follow .to(device)
+        self.register_buffer("_weights", torch.cat(weight_values), persistent=False)
+        self.register_buffer("_same", torch.cat(same_values), persistent=False)
 
         self.properties = {}
         for lam in self.o3_lambdas:
@@ -174,7 +202,7 @@ class SelfProduct(torch.nn.Module):
                     pairs = pairs[unique]
                 prefix = torch.tensor([[l1, l2]], dtype=torch.int32).expand(len(pairs), 2)
                 labels.append(torch.cat([prefix, pairs], dim=1))
-            self.properties[lam] = Labels(PROPERTY_NAMES, torch.cat(labels))
+            self.properties[lam] = Labels(["l_1", "l_2", *pair_names], torch.cat(labels))
 
     def forward(
         self, density: list[torch.Tensor], normalize: bool = False
@@ -188,11 +216,9 @@ class SelfProduct(torch.nn.Module):
         atoms, count = stacked.shape[0], stacked.shape[2]
         out: dict[int, torch.Tensor] = {}
         for lam, size in self._sizes.items():
-            out[lam] = torch.empty(atoms, 2 * lam + 1, size, dtype=stacked.dtype)
+            out[lam] = stacked.new_empty((atoms, 2 * lam + 1, size))
         rows_per_chunk = min(self.chunk, atoms)
-        scratch = [
-            torch.empty(rows_per_chunk * self._scratch, dtype=stacked.dtype) for _ in range(3)
-        ]
+        scratch = [stacked.new_empty((rows_per_chunk * self._scratch,)) for _ in range(3)]
         for begin in range(0, atoms, self.chunk):
             end = min(begin + self.chunk, atoms)
             n = end - begin
@@ -201,7 +227,8 @@ class SelfProduct(torch.nn.Module):
             for group in range(len(self._group_l1)):
                 l1, width = self._group_l1[group], self._group_width[group]
                 lo, hi = self._group_rows[group]
-                weights = self._group_weights[group]
+                offset, rows, columns = self._group_weights[group]
+                weights = self._weights[offset : offset + rows * columns].view(rows, columns)
                 m1, columns = 2 * l1 + 1, weights.shape[1]
                 # one product (atoms * q, rows) @ (rows, m_1 * u), turned into
                 # (atoms, m_1, u * q); contracting m_1 with the l_1 density gives
@@ -235,7 +262,8 @@ class SelfProduct(torch.nn.Module):
         atoms, count = products.shape[0], self._channels
         mu = 2 * self._run_lambda[run] + 1
         start = self._run_start[run]
-        same_index = self._run_same[run]
+        same_offset, same_size = self._run_same[run]
+        same_index = self._same[same_offset : same_offset + same_size]
         rest = self._run_rest[run]
         u = self._run_u[run]
         if same_index.numel() > 0:

@@ -7,6 +7,8 @@ expands the neighbour density on spherical harmonics; ``rhocore.descriptors.cleb
 takes its
 Clebsch-Gordan self-product with coefficient tensors prepared once, so a call costs no
 per-call metadata work. The real spherical harmonics are rhocore's canonical convention.
+With ``compression`` the expansion's channels are first projected on principal
+components fitted on the training structures (:mod:`rhocore.descriptors.compression`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from collections.abc import Iterator, Sequence
 
 import ase
 import numpy as np
+import torch
 from featomic.torch import systems_to_torch
 from metatensor.torch import TensorMap
 from pydantic import Field
 
+from rhocore.descriptors.compression import fit_projection
 from rhocore.descriptors.lambda_soap import Expanded, LambdaSoapModule
 from rhocore.errors import InputError
 from rhocore.plugins.options import PluginOptions
@@ -28,6 +32,8 @@ from rhocore.qc.basis import BasisLayout
 #: benchmark's descriptor (0.55 MB per O atom) the blocks of a piece stay below 32 MB, the
 #: largest block the C allocator keeps for reuse after it is freed.
 PIECE_ATOMS = 64
+#: Structures expanded at a time while fitting the compression.
+FIT_BATCH = 64
 
 
 class DescriptorOptions(PluginOptions):
@@ -60,6 +66,19 @@ class DescriptorOptions(PluginOptions):
             "magnitude and stay smooth and equivariant."
         ),
     )
+    compression: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Number of principal components of the (neighbour type x radial) channels of "
+            "the density expansion kept per centre type and angular channel l before the "
+            "Clebsch-Gordan product, fitted on the training structures (uncentred PCA "
+            "over atoms and m components, so features stay equivariant). Features shrink "
+            "from (types x (max_radial + 1))^2 to compression^2 per (l_1, l_2) pair: use "
+            "it with many species. None keeps the channels as they are; a value at or "
+            "above their count keeps them all (rotated onto the principal axes)."
+        ),
+    )
 
 
 class LambdaSoap:
@@ -68,8 +87,11 @@ class LambdaSoap:
     Keys are (o3_lambda, o3_sigma = 1, center_type) for every (l, Z) of ``layout`` plus
     (0, Z) for every species (the invariants that normalisation and gated models use);
     samples (system, atom); components (o3_mu); properties the unique pairs
-    (l_1, l_2, neighbor_1_type, n_1, neighbor_2_type, n_2) of the power spectrum. Every
+    (l_1, l_2, neighbor_1_type, n_1, neighbor_2_type, n_2) of the power spectrum, or
+    (l_1, l_2, k_1, k_2) of principal components with ``options.compression``. Every
     key is present in every output, with zero samples when no atom of Z is in the frames.
+    A descriptor with compression computes features once its projection is fitted
+    (:meth:`fit_compression`) or loaded (:meth:`load_projection`).
     """
 
     def __init__(self, options: DescriptorOptions, layout: BasisLayout, species: Sequence[int]):
@@ -109,9 +131,40 @@ class LambdaSoap:
             self.species,
             self.keys,
             options.normalize,
+            options.compression,
         )
         self._expansion = self.module.expansion
         self._properties = {l: self.module.properties(l) for l, _ in self.keys}
+        self._fitted = options.compression is None
+
+    @property
+    def projection(self) -> torch.Tensor | None:
+        """The compression's projection (species, l, channels, K), None without one: the
+        state that checkpoints and model files keep besides the options."""
+        return self.module.projection.clone() if self.module.compressed else None
+
+    def load_projection(self, projection: torch.Tensor) -> None:
+        """Use a projection from :attr:`projection` (of a checkpoint or model file)."""
+        self.module.set_projection(projection)
+        self._fitted = True
+
+    def fit_compression(self, frames: Sequence[ase.Atoms], seed: int = 0) -> None:
+        """Fit the compression's projection on ``frames`` (the training structures).
+
+        The structures are read in an order drawn from ``seed``, until every species has
+        :data:`rhocore.descriptors.compression.FIT_ATOMS` atoms or none is left.
+        """
+        frames = list(frames)
+        order = np.random.default_rng(seed).permutation(len(frames))
+        batches = (
+            self._expand([frames[i] for i in order[start : start + FIT_BATCH]], fitting=True)
+            for start in range(0, len(frames), FIT_BATCH)
+        )
+        _, _, channels, count = self.module.projection.shape
+        self.module.set_projection(
+            fit_projection(batches, self.species, self.max_angular, channels, count)
+        )
+        self._fitted = True
 
     def feature_sizes(self) -> dict[tuple[int, int], int]:
         """Number of feature properties of every (l, Z) key."""
@@ -139,8 +192,13 @@ class LambdaSoap:
         for start in range(0, max(largest, 1), atoms):
             yield self._couple(expanded, slice(start, start + atoms))
 
-    def _expand(self, frames: Sequence[ase.Atoms]) -> Expanded:
+    def _expand(self, frames: Sequence[ase.Atoms], fitting: bool = False) -> Expanded:
         """Density blocks l = 0..max_angular and samples of every species present."""
+        if not (self._fitted or fitting):
+            raise RuntimeError(
+                "the descriptor's compression has no projection yet: fit_compression() on "
+                "the training structures or load_projection() first"
+            )
         frames = list(frames)
         unknown = sorted({int(z) for atoms in frames for z in atoms.numbers} - set(self.species))
         if unknown:

@@ -19,7 +19,14 @@ from featomic.torch import SphericalExpansion
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatomic.torch import System
 
-from rhocore.descriptors.clebsch_gordan import SelfProduct, real_cg_coefficients
+from rhocore.descriptors.clebsch_gordan import (
+    COMPRESSED_PAIR_NAMES,
+    EXPANSION_PAIR_NAMES,
+    SelfProduct,
+    compressed_channels,
+    expansion_channels,
+    real_cg_coefficients,
+)
 
 #: What :meth:`LambdaSoapModule.expand` returns: per centre type, the expansion blocks
 #: l = 0..max_angular (atoms, 2l + 1, neighbour types x radial) and their samples.
@@ -35,12 +42,21 @@ class LambdaSoapModule(torch.nn.Module):
     with zero samples when no selected atom has that centre type. featomic-torch asks the
     engine for its neighbour list (``requested_neighbor_lists`` of the expansion), or
     computes it itself when a ``System`` has none.
+
+    With ``compression`` = K, the (neighbour type x radial) channels of every (centre
+    type, l) block of the expansion are projected on K principal components before the
+    product (all channels when there are fewer than K), so the product has K^2 channel
+    pairs per (l_1, l_2). The projection, buffer ``projection`` of shape (species, l,
+    channels, K), is data: :func:`rhocore.descriptors.compression.fit_projection` fits it
+    and :meth:`set_projection` sets it; it acts on channels only, so the features stay
+    equivariant.
     """
 
     species: list[int]
     keys: list[tuple[int, int]]
     normalize: bool
     max_angular: int
+    compressed: bool
     _components: dict[int, Labels]
     _properties: dict[int, Labels]
 
@@ -50,6 +66,7 @@ class LambdaSoapModule(torch.nn.Module):
         species: list[int],
         keys: list[tuple[int, int]],
         normalize: bool,
+        compression: Optional[int] = None,
     ):
         super().__init__()
         self.species = sorted(int(z) for z in species)
@@ -58,6 +75,15 @@ class LambdaSoapModule(torch.nn.Module):
         self.max_angular = int(expansion["basis"]["max_angular"])
         max_radial = int(expansion["basis"]["radial"]["max_radial"])
         self.expansion = SphericalExpansion(**expansion)
+        channels = expansion_channels(self.species, max_radial)
+        pair_names = EXPANSION_PAIR_NAMES
+        self.compressed = compression is not None
+        shape = [0, 0, 0, 0]
+        if compression is not None:
+            width = min(int(compression), len(channels))
+            shape = [len(self.species), self.max_angular + 1, len(channels), width]
+            channels, pair_names = compressed_channels(width), COMPRESSED_PAIR_NAMES
+        self.register_buffer("projection", torch.zeros(shape, dtype=torch.float64))
         self._neighbor_types = Labels(
             ["neighbor_type"], torch.tensor([[z] for z in self.species], dtype=torch.int32)
         )
@@ -72,8 +98,8 @@ class LambdaSoapModule(torch.nn.Module):
                 str(z): SelfProduct(
                     [l for l, center in self.keys if center == z],
                     self.max_angular,
-                    max_radial,
-                    self.species,
+                    channels,
+                    pair_names,
                     coefficients,
                 )
                 for z in sorted({z for _, z in self.keys})
@@ -89,8 +115,29 @@ class LambdaSoapModule(torch.nn.Module):
 
     @torch.jit.export
     def properties(self, o3_lambda: int) -> Labels:
-        """Property labels (l_1, l_2, neighbor_1_type, n_1, neighbor_2_type, n_2)."""
+        """Property labels (l_1, l_2, neighbor_1_type, n_1, neighbor_2_type, n_2), or
+        (l_1, l_2, k_1, k_2) with compression."""
         return self._properties[o3_lambda]
+
+    def set_projection(self, projection: torch.Tensor) -> None:
+        """Use ``projection`` (species, l, channels, K), fitted or loaded, from now on."""
+        if not self.compressed:
+            raise ValueError("this descriptor has no compression to set a projection of")
+        if projection.shape != self.projection.shape:
+            raise ValueError(
+                f"projection of shape {tuple(projection.shape)} does not fit this descriptor "
+                f"(shape {tuple(self.projection.shape)})"
+            )
+        with torch.no_grad():
+            self.projection.copy_(projection)
+
+    def project(self, values: list[torch.Tensor], center_type: int) -> list[torch.Tensor]:
+        """Expansion blocks l = 0.. of ``center_type`` on their principal components."""
+        projection = self.projection[self.species.index(center_type)]
+        projected: list[torch.Tensor] = []
+        for l in range(len(values)):
+            projected.append(torch.matmul(values[l], projection[l]))
+        return projected
 
     @torch.jit.export
     def expand(
@@ -115,7 +162,7 @@ class LambdaSoapModule(torch.nn.Module):
                     "vesin.metatomic.neighbor_lists_for_model) before calling the model"
                 )
         density = self.expansion.compute(systems, selected_samples=selected_atoms)
-        density = density.keys_to_properties(self._neighbor_types)
+        density = density.keys_to_properties(self._neighbor_types.to(density.device))
         expanded: Expanded = {}
         for z in self.species:
             values: list[torch.Tensor] = []
@@ -164,26 +211,33 @@ class LambdaSoapModule(torch.nn.Module):
                     values = [block[start:end] for block in values]
                     labels = Labels(labels.names, labels.values[start:end])
                 if len(labels) > 0:
+                    if self.compressed:
+                        values = self.project(values, z)
                     features[z] = product(values, self.normalize)
                     samples[z] = labels
+        device = torch.device("cpu")
+        for values_samples in expanded.values():
+            device = values_samples[0][0].device
         blocks: list[TensorBlock] = []
         for l, z in self.keys:
-            properties = self._properties[l]
+            properties = self._properties[l].to(device)
             if z in features:
                 block_values = features[z][l]
                 block_samples = samples[z]
             else:
-                block_values = torch.zeros((0, 2 * l + 1, len(properties)), dtype=torch.float64)
-                block_samples = self._no_samples
+                block_values = torch.zeros(
+                    (0, 2 * l + 1, len(properties)), dtype=torch.float64, device=device
+                )
+                block_samples = self._no_samples.to(device)
             blocks.append(
                 TensorBlock(
                     values=block_values,
                     samples=block_samples,
-                    components=[self._components[l]],
+                    components=[self._components[l].to(device)],
                     properties=properties,
                 )
             )
-        return TensorMap(self._key_labels, blocks)
+        return TensorMap(self._key_labels.to(device), blocks)
 
     def forward(
         self,

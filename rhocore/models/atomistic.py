@@ -17,6 +17,7 @@ them with exactly these types (see ``[tool.ruff.lint.per-file-ignores]``).
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
 
 import ase
@@ -32,7 +33,7 @@ from metatomic.torch import (
 )
 
 from rhocore.descriptors.features import PIECE_ATOMS, periodic_in_all_directions
-from rhocore.descriptors.lambda_soap import LambdaSoapModule
+from rhocore.descriptors.lambda_soap import Expanded, LambdaSoapModule
 from rhocore.descriptors.tensormaps import join_samples, tensormap_to_coefficients
 from rhocore.qc.basis import BasisLayout
 
@@ -53,7 +54,10 @@ class CoefficientModel(torch.nn.Module):
     """metatomic model: ``output`` = RI coefficients of the selected atoms of ``systems``.
 
     Features are computed and passed through ``model`` in pieces of ``piece_atoms`` atoms
-    per species, so the memory of one piece bounds the features held at a time.
+    per species, so the memory of one piece per thread bounds the features held at a time.
+    The pieces run in parallel, one per thread: on torch's inter-op threads when scripted
+    (``torch.jit.fork``), on ``torch.get_num_threads()`` Python threads when eager (torch
+    releases the GIL inside its operations).
     """
 
     output: str
@@ -76,12 +80,35 @@ class CoefficientModel(torch.nn.Module):
     def coefficients(self, systems: List[System], selected_atoms: Optional[Labels]) -> TensorMap:
         """Predicted coefficients of the atoms ``selected_atoms`` (all when None)."""
         expanded = self.descriptor.expand(systems, selected_atoms)
-        largest = self.descriptor.largest(expanded)
+        starts = list(range(0, max(self.descriptor.largest(expanded), 1), self.piece_atoms))
         pieces: List[TensorMap] = []
-        for start in range(0, max(largest, 1), self.piece_atoms):
-            features = self.descriptor.couple(expanded, start, start + self.piece_atoms)
-            pieces.append(self.model(features))
+        if len(starts) == 1:
+            pieces.append(self.piece(expanded, 0))
+        elif torch.jit.is_scripting():
+            futures = [torch.jit.fork(self.piece, expanded, start) for start in starts]
+            pieces = [torch.jit.wait(future) for future in futures]
+        else:
+            pieces = self.pieces_in_threads(expanded, starts)
         return join_samples(pieces)
+
+    @torch.jit.export
+    def piece(self, expanded: Expanded, start: int) -> TensorMap:
+        """Coefficients of the atoms ``start`` to ``start + piece_atoms - 1`` of every
+        centre type of ``expanded``."""
+        return self.model(self.descriptor.couple(expanded, start, start + self.piece_atoms))
+
+    @torch.jit.unused
+    def pieces_in_threads(self, expanded: Expanded, starts: List[int]) -> List[TensorMap]:
+        """The pieces at ``starts``, in parallel on ``torch.get_num_threads()`` threads
+        (eager mode; the grad mode of the caller holds in every thread)."""
+        grad = torch.is_grad_enabled()
+
+        def piece(start: int) -> TensorMap:
+            with torch.set_grad_enabled(grad):
+                return self.piece(expanded, start)
+
+        with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+            return list(pool.map(piece, starts))
 
     def forward(
         self,
@@ -140,8 +167,10 @@ def atomistic_model(
     return AtomisticModel(module.eval(), metadata, capabilities)
 
 
-def systems_of(frames: Sequence[ase.Atoms], cutoff: float) -> List[System]:
-    """metatomic systems of ``frames`` (float64, angstrom).
+def systems_of(
+    frames: Sequence[ase.Atoms], cutoff: float, device: torch.device | str = "cpu"
+) -> List[System]:
+    """metatomic systems of ``frames`` (float64, angstrom) on ``device``.
 
     A slab becomes the equivalent fully periodic cell
     (:func:`rhocore.descriptors.features.periodic_in_all_directions`), so featomic builds
@@ -153,10 +182,12 @@ def systems_of(frames: Sequence[ase.Atoms], cutoff: float) -> List[System]:
         pbc = np.asarray(atoms.pbc, dtype=bool)
         systems.append(
             System(
-                types=torch.tensor(atoms.numbers, dtype=torch.int32),
-                positions=torch.tensor(atoms.positions, dtype=torch.float64),
-                cell=torch.tensor(atoms.cell.array * pbc[:, None], dtype=torch.float64),
-                pbc=torch.tensor(pbc),
+                types=torch.tensor(atoms.numbers, dtype=torch.int32, device=device),
+                positions=torch.tensor(atoms.positions, dtype=torch.float64, device=device),
+                cell=torch.tensor(
+                    atoms.cell.array * pbc[:, None], dtype=torch.float64, device=device
+                ),
+                pbc=torch.tensor(pbc, device=device),
             )
         )
     return systems
@@ -168,12 +199,13 @@ def predict_coefficients(
     layout: BasisLayout,
     cutoff: float,
     batch_size: int = PREDICT_BATCH,
+    device: torch.device | str = "cpu",
 ) -> List[np.ndarray]:
     """Flat canonical coefficient vectors a :class:`CoefficientModel` predicts for ``frames``.
 
     rhocore's one prediction path: ``module`` is the model of a model file (scripted) or
     one being trained (eager); ``cutoff`` (angstrom) is its descriptor's. Structures are
-    run ``batch_size`` at a time.
+    run ``batch_size`` at a time on ``device``, where ``module`` must be.
     """
     frames = list(frames)
     species = [int(z) for z in module.descriptor.species]
@@ -187,10 +219,10 @@ def predict_coefficients(
     with torch.no_grad():
         for start in range(0, len(frames), batch_size):
             chunk = frames[start : start + batch_size]
-            output = module.coefficients(systems_of(chunk, cutoff), None)
+            output = module.coefficients(systems_of(chunk, cutoff, device), None)
             numbers = [atoms.numbers for atoms in chunk]
             vectors.extend(
-                vector.detach().numpy().copy()
+                vector.detach().cpu().numpy().copy()
                 for vector in tensormap_to_coefficients(output, numbers, layout)
             )
     return vectors

@@ -82,6 +82,13 @@ class ModelFile:
         return list(self.metadata.get("split", {}).get("test", []))
 
     @property
+    def net_charges(self) -> list[int] | None:
+        """Distinct nuclear charge minus electron count of the training structures of a
+        total-density model (all-electron data: their net charges); None if not recorded."""
+        charges = self.metadata.get("net_charges")
+        return None if charges is None else [int(q) for q in charges]
+
+    @property
     def species(self) -> list[int]:
         """Atomic numbers the model knows."""
         return [int(z) for z in self.metadata["species"]]
@@ -153,9 +160,10 @@ def model_info(
     species: list[int],
     dataset: DatasetMetadata,
     split: dict[str, list[int]],
+    net_charges: list[int] | None = None,
 ) -> dict[str, Any]:
     """The JSON document of ``ModelMetadata.extra["rhocore"]``: all a user (or rhocore)
-    needs besides the file."""
+    needs besides the file. ``net_charges``: see :attr:`ModelFile.net_charges`."""
     layout = dataset.layout
     assert layout is not None, "a model is trained on a dataset with a basis layout"
     return {
@@ -192,7 +200,7 @@ def model_info(
         "species": sorted(int(z) for z in species),
         "dataset": dataset.to_attrs(),
         "split": split,
-    }
+    } | ({} if net_charges is None else {"net_charges": sorted(net_charges)})
 
 
 def model_file_of(
@@ -201,14 +209,30 @@ def model_file_of(
     species: list[int],
     dataset: DatasetMetadata,
     split: dict[str, list[int]],
+    net_charges: list[int] | None = None,
+    projection: torch.Tensor | None = None,
 ) -> ModelFile:
-    """The model file of a trained ``model`` (a copy: ``model`` itself is left as it is)."""
+    """The model file of a trained ``model`` (a copy: ``model`` itself is left as it is).
+
+    ``projection`` is the fitted compression of the descriptor
+    (:attr:`rhocore.descriptors.features.LambdaSoap.projection`), needed with
+    ``descriptor_options.compression``; the file keeps it in its descriptor module.
+    """
     assert dataset.layout is not None
     descriptor = LambdaSoap(descriptor_options, dataset.layout, species)
+    if (projection is None) != (descriptor_options.compression is None):
+        raise ValueError(
+            "a descriptor with compression needs its fitted projection, and only such a "
+            f"descriptor takes one (compression={descriptor_options.compression})"
+        )
+    if projection is not None:
+        descriptor.load_projection(projection)
     module = CoefficientModel(
         descriptor.module, copy.deepcopy(model), output_name(dataset.target_name)
     )
-    info = model_info(type(model).name, model.hypers(), descriptor_options, species, dataset, split)
+    info = model_info(
+        type(model).name, model.hypers(), descriptor_options, species, dataset, split, net_charges
+    )
     return ModelFile(model=module.eval(), layout=dataset.layout, metadata=info)
 
 
@@ -219,9 +243,14 @@ def save_model_file(
     species: list[int],
     dataset: DatasetMetadata,
     split: dict[str, list[int]],
+    net_charges: list[int] | None = None,
+    projection: torch.Tensor | None = None,
 ) -> ModelFile:
-    """Write the model file of a trained ``model`` to ``path`` (extensions next to it)."""
-    model_file = model_file_of(model, descriptor_options, species, dataset, split)
+    """Write the model file of a trained ``model`` to ``path`` (extensions next to it);
+    ``projection``: see :func:`model_file_of`."""
+    model_file = model_file_of(
+        model, descriptor_options, species, dataset, split, net_charges, projection
+    )
     model_file.save(path)
     return model_file
 

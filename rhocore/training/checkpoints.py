@@ -69,7 +69,18 @@ def load_model(path: Path) -> tuple[Model, LambdaSoap, BasisLayout]:
     layout = BasisLayout.from_json(checkpoint["layout"])
     options = DescriptorOptions.model_validate(checkpoint["descriptor"]["options"])
     descriptor = LambdaSoap(options, layout, checkpoint["descriptor"]["species"])
+    restore_projection(checkpoint, descriptor)
     return model, descriptor, layout
+
+
+def restore_projection(checkpoint: dict[str, Any], descriptor: LambdaSoap) -> bool:
+    """Give ``descriptor`` the compression projection of ``checkpoint``; False when the
+    checkpoint has none (no compression, or a checkpoint written before it existed)."""
+    projection = checkpoint["descriptor"].get("projection")
+    if projection is None:
+        return False
+    descriptor.load_projection(projection)
+    return True
 
 
 def build_checkpoint(
@@ -90,7 +101,8 @@ def build_checkpoint(
         "descriptor": {
             "options": descriptor.options.model_dump(mode="json"),
             "species": descriptor.species,
-        },
+        }
+        | ({} if descriptor.projection is None else {"projection": descriptor.projection}),
         "training_options": options.model_dump(mode="json"),
         "model_state": model.state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer else {},
@@ -107,7 +119,10 @@ def check_same_run(
     found = (
         checkpoint["model"]["name"],
         checkpoint["model"]["hypers"],
-        checkpoint["descriptor"]["options"],
+        # validated, so that options added since the checkpoint compare by their defaults
+        DescriptorOptions.model_validate(checkpoint["descriptor"]["options"]).model_dump(
+            mode="json"
+        ),
         checkpoint["descriptor"]["species"],
     )
     wanted = (

@@ -35,6 +35,7 @@ from rhocore.training.checkpoints import (
     build_checkpoint,
     check_same_run,
     load_checkpoint,
+    restore_projection,
     save_checkpoint,
 )
 from rhocore.training.closed_form import fit_ridge, support_count, train_ridge
@@ -105,11 +106,15 @@ def train(
         _reset_parameters(model)
         model.to(dtype=torch.float64)
         model.set_baseline(invariant_means(train_samples, descriptor.layout))
+        path = run_dir / CHECKPOINT_FILE
+        if descriptor.options.compression is not None:
+            resuming = resume and path.exists() and options.optimizer != "ridge"
+            checkpoint = path if resuming else None
+            _fit_compression(model, descriptor, train_samples, checkpoint, options.seed)
         cutoff = options.metric_cutoff
         training = prepare(descriptor, train_samples, "training", progress, cutoff)
         validation = prepare(descriptor, validation_samples, "validation", progress, cutoff)
         model.prepare(training.features[: support_count(training, options)])
-        path = run_dir / CHECKPOINT_FILE
         if options.optimizer == "ridge":
             score = None
             if validation_score is not None:
@@ -207,6 +212,26 @@ def _gradient_training(
     model.load_state_dict(state["best_state"])
     model.eval()
     return TrainingResult.of(state, stopped_early=stopped_early, checkpoint=path)
+
+
+def _fit_compression(
+    model: Model,
+    descriptor: LambdaSoap,
+    train_samples: Sequence[Sample],
+    checkpoint: Path | None,
+    seed: int,
+) -> None:
+    """Give ``descriptor`` its compression projection: that of ``checkpoint`` when training
+    resumes from one, else one fitted on the training structures (the same in every
+    process)."""
+    if checkpoint is not None:
+        found = load_checkpoint(checkpoint)
+        check_same_run(found, model, descriptor, checkpoint)
+        if restore_projection(found, descriptor):
+            log.info("compression projection restored from %s", checkpoint)
+            return
+    descriptor.fit_compression([sample.atoms for sample in train_samples], seed)
+    distributed.broadcast_state(descriptor.module)
 
 
 def invariant_means(samples: Sequence[Sample], layout: BasisLayout) -> dict[int, np.ndarray]:

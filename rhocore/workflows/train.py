@@ -22,11 +22,12 @@ import yaml
 
 from rhocore.data.dataset import Dataset
 from rhocore.data.loader import load_samples as read_samples
+from rhocore.data.provenance import data_target
 from rhocore.data.samples import Sample
 from rhocore.descriptors.features import LambdaSoap
 from rhocore.errors import InputError
 from rhocore.models.file import save_model_file
-from rhocore.plugins.registry import get_registry
+from rhocore.plugins.registry import PluginError, get_registry
 from rhocore.training import distributed
 from rhocore.training.options import TrainingOptions
 from rhocore.training.scorers import Scorers
@@ -116,8 +117,8 @@ def train_run(
     """Train the configured model on a dataset and export it to ``run_dir/model.pt``.
 
     ``split`` overrides the seeded random split of the config's ``split`` section. With
-    ``validation_dataset`` every structure of that dataset validates, and the training
-    dataset is split into training and test structures only. Under
+    ``validation_dataset`` (or a ``split`` that names one) every structure of that dataset
+    validates, and the training dataset is split into training and test structures only. Under
     ``torchrun`` the processes share the training and process 0 alone writes ``run_dir``.
     ``scorers`` are the validation scorers ``training.ridge_selection`` may name (default:
     every registered scorer).
@@ -127,6 +128,8 @@ def train_run(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
     dataset = Dataset(Path(dataset_path))
+    if validation_dataset is None and split is not None:
+        validation_dataset = split.validation_dataset
     validation_path = Path(validation_dataset or dataset_path)
     validation_set = Dataset(validation_path) if validation_dataset else dataset
     metadata = (
@@ -188,5 +191,25 @@ def train_run(
             species,
             metadata,
             split.as_dict(),
+            net_charges(dataset, split.train),
+            descriptor.projection,
         )
     return result
+
+
+def net_charges(dataset: Dataset, indices: list[int]) -> list[int] | None:
+    """Distinct nuclear charge minus electron count of the structures ``indices`` of a
+    total-density dataset (recorded in the model file); None for other fields, or where an
+    electron count is missing."""
+    try:
+        if not data_target(dataset.metadata).is_total_density:
+            return None
+    except PluginError:
+        return None
+    charges = set()
+    for index in indices:
+        electrons = dataset.expected_integral(index)
+        if electrons is None:
+            return None
+        charges.add(round(int(dataset.atoms(index).numbers.sum()) - electrons))
+    return sorted(charges)

@@ -210,6 +210,12 @@ class Dataset:
             pbc=self._array(group, index, "pbc", (3,)),
         )
 
+    def expected_integral(self, index: int) -> float | None:
+        """What the field of entry ``index`` integrates to, if recorded (for a total
+        density: the electron count)."""
+        value = self._group(index).attrs.get("expected_integral")
+        return None if value is None else float(value)
+
     def _size(self, group: h5py.Group, index: int) -> int:
         """Number of basis functions of entry ``index`` by the dataset's layout."""
         numbers = self._atoms(group, index).numbers
