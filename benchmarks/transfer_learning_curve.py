@@ -19,6 +19,7 @@ The result, with provenance, is ``benchmarks/results/<name>.json``; the plot
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -73,23 +74,27 @@ def score(model_dir: Path, validation: Path, grid_every: int) -> dict[str, Any]:
     return {
         "metric_error_percent": [s.metric_error_percent for s in cheap.structures],
         "electron_count_error_percent": [s.electron_count_error_percent for s in cheap.structures],
-        "nmae_percent_vs_ri": {s.index: s.nmae_percent_vs_ri for s in grid.structures},
+        "nmae_percent_vs_ri": {str(s.index): s.nmae_percent_vs_ri for s in grid.structures},
         "means": {**cheap.means(), "nmae_percent_vs_ri": grid.means()["nmae_percent_vs_ri"]},
     }
 
 
 def curve_point(name: str, size: int, order: list[int], args: argparse.Namespace) -> dict[str, Any]:
-    """Train ``name`` on the first ``size`` structures of ``order`` and score it."""
+    """Train ``name`` on the first ``size`` structures of ``order`` and score it; a point
+    finished by an earlier run of the same ``--work`` folder is read back, not redone."""
+    run_dir = args.work / f"{name}-{size}"
+    finished = run_dir / "point.json"
+    if finished.exists():
+        return json.loads(finished.read_text())
     config = resolve_config({**MODELS[name], "descriptor": DESCRIPTOR})
     validation = Dataset(args.validation).indices()
-    run_dir = args.work / f"{name}-{size}"
     split = Split(sorted(order[:size]), validation, [], validation_dataset=args.validation)
     start = time.perf_counter()
     result = train_run(config, args.train, run_dir, split=split, progress=False)
     seconds = time.perf_counter() - start
     scores = score(run_dir, args.validation, args.grid_every)
     print(f"{name} N={size}: {scores['means']} ({seconds:.0f} s)", flush=True)
-    return {
+    point = {
         "model": name,
         "training_structures": size,
         "training_seconds": seconds,
@@ -97,6 +102,8 @@ def curve_point(name: str, size: int, order: list[int], args: argparse.Namespace
         "model_file_bytes": (run_dir / "model.pt").stat().st_size,
         **scores,
     }
+    finished.write_text(json.dumps(point))
+    return point
 
 
 def main() -> None:

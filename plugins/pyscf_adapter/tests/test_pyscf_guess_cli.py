@@ -12,11 +12,13 @@ import pytest
 from click.testing import CliRunner
 from pyscf import dft, gto
 from pyscf.scf import chkfile
-from rhocore_pyscf import initial_guess
+from rhocore_pyscf import initial_guess, pretrained_model_path
+from rhocore_pyscf.guess import pretrained
 from rhocore_pyscf.guess.model import GuessModelError
 
 from rhocore.cli import cli
 from rhocore.data.generators import distorted_waters
+from rhocore.errors import MissingFileError
 from rhocore.models.file import load_model_file
 from rhocore.testing.workflows import generate_and_train
 
@@ -80,7 +82,7 @@ def test_initial_guess_refuses_another_basis_or_functional_unless_told(workdir):
 
 def test_initial_guess_refuses_unknown_elements_and_other_targets(workdir):
     ammonia = gto.M(atom="N 0 0 0; H 1 0 0; H 0 1 0; H 0 0 1", basis="sto-3g", verbose=0)
-    with pytest.raises(GuessModelError, match=r"not \[7\]"):
+    with pytest.raises(GuessModelError, match=r"elements N \(model: H, O\)"):
         initial_guess(ammonia, workdir / "run")
     model = load_model_file(workdir / "run")
     model.metadata["dataset"] = {**model.metadata["dataset"], "target_name": "homo"}
@@ -202,3 +204,103 @@ def test_initial_guess_of_an_unrestricted_scf_has_both_spin_channels(workdir):
     assert dm0.shape == (2, mol.nao, mol.nao)
     mf.kernel(dm0=dm0)
     assert mf.converged and mf.e_tot == pytest.approx(restricted.e_tot, abs=1e-6)
+
+
+def test_a_model_of_neutral_waters_records_charge_0_and_refuses_a_cation(workdir):
+    assert load_model_file(workdir / "run").net_charges == [0]
+    cation = molecule(held_out_water())
+    cation.charge, cation.spin = 1, 1
+    cation.build()
+    with pytest.raises(GuessModelError, match=r"charge 1 \(model: 0\)\. Use a matching model"):
+        initial_guess(cation, workdir / "run")
+
+
+def hydronium() -> gto.Mole:
+    return gto.M(
+        atom="O 0 0 0.1; H 0.95 0 -0.2; H -0.47 0.82 -0.2; H -0.47 -0.82 -0.2",
+        basis="sto-3g",
+        charge=1,
+        verbose=0,
+    )
+
+
+@pytest.fixture
+def mixed_charge_model(workdir):
+    """The stand-in model as if trained on structures of charges -1, 0 and +1."""
+    model = load_model_file(workdir / "run")
+    model.metadata["net_charges"] = [-1, 0, 1]
+    return model
+
+
+def test_a_mixed_charge_model_starts_a_density_fitted_cation(mixed_charge_model):
+    mol = hydronium()
+    minao = density_fitted(mol)
+    minao.kernel()
+    mf = density_fitted(mol)
+    mf.kernel(dm0=initial_guess(mf, mixed_charge_model))
+    assert mf.converged and mf.e_tot == pytest.approx(minao.e_tot, abs=1e-6)
+
+
+def test_a_mixed_charge_model_starts_a_plain_open_shell_cation(mixed_charge_model):
+    mol = molecule(held_out_water())
+    mol.charge, mol.spin = 1, 1
+    mol.build()
+    minao = dft.UKS(mol, xc="pbe")
+    minao.conv_tol, minao.grids.level = 1e-9, 2
+    minao.kernel()
+    mf = dft.UKS(mol, xc="pbe")
+    mf.conv_tol, mf.grids.level = 1e-9, 2
+    dm0 = initial_guess(mf, mixed_charge_model)
+    assert dm0.shape == (2, mol.nao, mol.nao)
+    assert np.einsum("sij,ji->", dm0, mol.intor("int1e_ovlp")) == pytest.approx(9.0)
+    mf.kernel(dm0=dm0)
+    assert mf.converged and mf.e_tot == pytest.approx(minao.e_tot, abs=1e-6)
+    dication = hydronium()
+    dication.charge, dication.spin = 2, 1
+    dication.build()
+    with pytest.raises(GuessModelError, match=r"charge 2 \(model: -1, 0, 1\)"):
+        initial_guess(dication, mixed_charge_model)
+
+
+@pytest.fixture
+def packaged(workdir, tmp_path, monkeypatch):
+    """The stand-in model as the packaged pretrained file (its extensions next to it)."""
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    (folder / pretrained.PRETRAINED_FILE).write_bytes((workdir / "run" / "model.pt").read_bytes())
+    (folder / "extensions").symlink_to(workdir / "run" / "extensions")
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIRECTORY", folder)
+    return folder / pretrained.PRETRAINED_FILE
+
+
+def test_initial_guess_without_a_model_uses_the_pretrained_one(packaged):
+    assert pretrained_model_path() == packaged
+    mol = molecule(held_out_water())
+    minao = scf(mol)
+    started = scf(mol, dm0=initial_guess(mol))
+    assert started.e_tot == pytest.approx(minao.e_tot, abs=1e-6)
+    assert started.cycles < minao.cycles
+
+
+def test_the_pretrained_model_refuses_in_one_line_what_it_does_not_cover(packaged):
+    ammonia = gto.M(atom="N 0 0 0; H 1 0 0; H 0 1 0; H 0 0 1", basis="6-31g", verbose=0)
+    with pytest.raises(GuessModelError) as refusal:
+        initial_guess(ammonia, xc="lda,vwn")
+    message = str(refusal.value)
+    assert "\n" not in message
+    assert message.startswith("the pretrained density model (PBE/def2-SVP) does not cover")
+    for gap in ("elements N (model: H, O)", "orbital basis '6-31g'", "functional 'lda,vwn'"):
+        assert gap in message
+
+
+def test_a_missing_pretrained_file_is_an_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIRECTORY", tmp_path)
+    with pytest.raises(MissingFileError, match="no pretrained density model.*is missing"):
+        initial_guess(molecule(held_out_water()))
+
+
+def test_predict_takes_the_model_file_itself(packaged, tmp_path):
+    ase.io.write(tmp_path / "new.xyz", [held_out_water()])
+    arguments = [str(packaged), str(tmp_path / "new.xyz"), "-o", str(tmp_path / "pred.h5")]
+    result = CliRunner().invoke(cli, ["predict", *arguments, "--properties", "electron_count"])
+    assert result.exit_code == 0, result.output

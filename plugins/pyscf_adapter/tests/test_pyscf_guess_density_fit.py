@@ -30,7 +30,24 @@ def test_coulomb_matrix_from_the_df_tensors_equals_the_three_centre_one(mol):
     with_df.build()
     coefficients = np.random.default_rng(0).normal(size=with_df.auxmol.nao_nr())
     direct = coulomb_matrix(mol, with_df.auxmol, coefficients)
-    np.testing.assert_allclose(coulomb_matrix_from_df(with_df, coefficients), direct, atol=1e-10)
+    from_df = coulomb_matrix_from_df(with_df, with_df.auxmol, coefficients)
+    np.testing.assert_allclose(from_df, direct, atol=1e-10)
+
+
+def test_an_scf_fitting_on_another_basis_gives_its_own_fitted_coulomb_matrix(mol):
+    """A density on def2-universal-jkfit, J through PySCF's default def2-universal-jfit
+    tensors: PySCF's own density-fitted J of the density's three-centre projections."""
+    density = df.DF(mol, auxbasis=AUX)
+    density.build()
+    scf_df = dft.RKS(mol, xc="pbe").density_fit().with_df
+    assert scf_df.auxbasis != AUX
+    coefficients = np.random.default_rng(1).normal(size=density.auxmol.nao_nr())
+    scf_df.build()
+    cross = gto.intor_cross("int2c2e", scf_df.auxmol, density.auxmol) @ coefficients
+    fitted = np.linalg.solve(scf_df.auxmol.intor("int2c2e"), cross)
+    expected = coulomb_matrix(mol, scf_df.auxmol, fitted)
+    from_df = coulomb_matrix_from_df(scf_df, density.auxmol, coefficients)
+    np.testing.assert_allclose(from_df, expected, atol=1e-9)
 
 
 def test_a_guess_built_on_the_scf_tensors_and_grid_is_reused_and_converges(mol):

@@ -7,9 +7,14 @@ diagonalisation of F = h + J + V_xc in the AO overlap, lowest orbitals occupied,
 orbitals and a density matrix that start the SCF where a converged one would be, up to
 the error of the density. Plain functions over arrays in PySCF's AO order (atomic units).
 
-A density-fitted SCF whose auxiliary basis is the density's builds its Cholesky-decomposed
-three-centre tensors once and reuses them in every cycle: :func:`coulomb_matrix_from_df`
-builds J from those same tensors, so the guess adds no three-centre integrals to the run.
+V_xc is integrated on the grid (:mod:`rhocore_pyscf.molecular.xc`), or, with
+``xc_matrix="ri"``, taken through the Coulomb-metric RI of the orbital pairs:
+V_mn ~ sum_P (mn|P) z_P with J z = <chi|v_xc>, so J + V_xc is one contraction of the
+three-centre tensors with d + z and no orbital is evaluated on the grid. A density-fitted
+SCF builds its Cholesky-decomposed three-centre tensors once and reuses them in every
+cycle: :func:`coulomb_matrix_from_df` contracts those same tensors (refitting the density
+onto the SCF's auxiliary basis where it is another), so the guess adds no three-centre
+integrals to the run.
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from pyscf import df, dft, gto, lib
 from pyscf.df import incore
 
 from rhocore_pyscf.molecular import properties
+from rhocore_pyscf.molecular import xc as grid_xc
+
+#: How the guess's V_xc is formed: "grid" integrated over the orbitals on the grid (the
+#: default), "ri" through the three-centre tensors (cheaper; the RI error of the orbital
+#: pairs makes a slightly worse guess: one more SCF cycle measured in guess_cost.py).
+XC_MATRICES = ("grid", "ri")
+#: Auxiliary functions per chunk of three-centre integrals when no density fitting is lent.
+AUX_CHUNK = 256
 
 
 @dataclass
@@ -42,33 +55,53 @@ class GuessOrbitals:
 
 
 def coulomb_matrix(mol: gto.Mole, auxmol: gto.Mole, coefficients: np.ndarray) -> np.ndarray:
-    """J_mn = sum_P (mn|P) d_P: the Hartree potential of the RI density in ``mol``'s AOs."""
-    nao = mol.nao_nr()
-    three_centre = incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")
-    return (three_centre.reshape(nao * nao, -1) @ coefficients).reshape(nao, nao)
+    """J_mn = sum_P (mn|P) d_P: the Hartree potential of the RI density in ``mol``'s AOs.
+
+    The three-centre integrals are made a chunk of auxiliary shells at a time (memory
+    n_ao^2 AUX_CHUNK, not n_ao^2 n_aux).
+    """
+    ao_loc = auxmol.ao_loc_nr()
+    packed = np.zeros(mol.nao_nr() * (mol.nao_nr() + 1) // 2)
+    first = 0
+    while first < auxmol.nbas:
+        last = int(np.searchsorted(ao_loc, ao_loc[first] + AUX_CHUNK, side="right")) - 1
+        last = min(max(last, first + 1), auxmol.nbas)
+        shells = (0, mol.nbas, 0, mol.nbas, first, last)
+        block = incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij", shls_slice=shells)
+        packed += block @ coefficients[ao_loc[first] : ao_loc[last]]
+        first = last
+    return lib.unpack_tril(packed)
 
 
-def cholesky_coefficients(j2c: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """The coefficients in the decomposed auxiliary basis of PySCF's density fitting.
+def decomposed_vector(j2c: np.ndarray, projections: np.ndarray) -> np.ndarray:
+    """The vector v with sum_L (L|mn) v_L = sum_PQ (mn|P) (j2c^-1)_PQ y_Q, y = ``projections``.
 
-    PySCF stores (L|mn) = sum_P W_LP (P|mn) with W = chol(j2c)^-1 (or j2c^-1/2 over the
-    eigenvectors above its linear-dependence threshold when the Cholesky factorisation
-    fails), so sum_P (mn|P) d_P = sum_L (L|mn) v_L with v = W^-T d.
+    PySCF's density fitting stores (L|mn) = sum_P W_LP (P|mn) with W = chol(j2c)^-1 (or
+    j2c^-1/2 over the eigenvectors above its linear-dependence threshold when the Cholesky
+    factorisation fails), so v = W j2c^-1 y = chol(j2c)^-1 y (or lambda^-1/2 U^T y).
     """
     try:
-        return scipy.linalg.cholesky(j2c, lower=True).T @ coefficients
+        low = scipy.linalg.cholesky(j2c, lower=True)
     except scipy.linalg.LinAlgError:
         eigenvalues, vectors = scipy.linalg.eigh(j2c)
         kept = eigenvalues > incore.LINEAR_DEP_THR
-        return np.sqrt(eigenvalues[kept]) * (vectors[:, kept].T @ coefficients)
+        return (vectors[:, kept].T @ projections) / np.sqrt(eigenvalues[kept])
+    return scipy.linalg.solve_triangular(low, projections, lower=True)
 
 
-def coulomb_matrix_from_df(with_df: df.DF, coefficients: np.ndarray) -> np.ndarray:
-    """J of RI coefficients on ``with_df``'s auxiliary basis, from its own three-centre
-    tensors (built here if the SCF has not built them yet; the SCF then reuses them)."""
+def coulomb_matrix_from_df(
+    with_df: df.DF, auxmol: gto.Mole, coefficients: np.ndarray
+) -> np.ndarray:
+    """sum_P (mn|P) d_P of coefficients on ``auxmol``, from ``with_df``'s own tensors (built
+    here if the SCF has not built them yet; the SCF then reuses them).
+
+    The density is refitted, Coulomb metric, onto the SCF's auxiliary basis: the result is
+    the SCF's own density-fitted J of that density, exact if the two bases are one.
+    """
     if with_df._cderi is None:
         with_df.build()
-    vector = cholesky_coefficients(with_df.auxmol.intor("int2c2e", hermi=1), coefficients)
+    projections = gto.intor_cross("int2c2e", with_df.auxmol, auxmol) @ coefficients
+    vector = decomposed_vector(with_df.auxmol.intor("int2c2e", hermi=1), projections)
     packed = np.zeros(with_df.mol.nao_nr() * (with_df.mol.nao_nr() + 1) // 2)
     start = 0
     for block in with_df.loop():
@@ -78,12 +111,14 @@ def coulomb_matrix_from_df(with_df: df.DF, coefficients: np.ndarray) -> np.ndarr
 
 
 def with_electron_count(
-    auxmol: gto.Mole, coefficients: np.ndarray, n_electrons: float
+    auxmol: gto.Mole, coefficients: np.ndarray, n_electrons: float, metric: np.ndarray | None = None
 ) -> np.ndarray:
-    """The coefficients closest to ``coefficients`` in the Coulomb metric that integrate to
-    ``n_electrons``: d + mu J^-1 q, q the basis integrals (a Lagrange multiplier)."""
+    """The coefficients closest to ``coefficients`` in the Coulomb metric J (``metric``, else
+    computed) that integrate to ``n_electrons``: d + mu J^-1 q, q the basis integrals (a
+    Lagrange multiplier)."""
     integrals = properties.basis_integrals(auxmol)
-    direction = scipy.linalg.solve(auxmol.intor("int2c2e", hermi=1), integrals, assume_a="pos")
+    metric = auxmol.intor("int2c2e", hermi=1) if metric is None else metric
+    direction = scipy.linalg.solve(metric, integrals, assume_a="pos")
     shift = (n_electrons - float(integrals @ coefficients)) / float(integrals @ direction)
     return coefficients + shift * direction
 
@@ -97,31 +132,37 @@ def guess_from_density(
     *,
     grids: dft.gen_grid.Grids | None = None,
     with_df: df.DF | None = None,
+    xc_matrix: str = "grid",
 ) -> GuessOrbitals:
     """Orbitals and density matrix of the Kohn-Sham Fock matrix of an RI density.
 
     ``coefficients`` are in ``auxmol``'s AO order; they are first shifted (Coulomb metric)
-    to integrate to ``mol.nelectron``. ``xc`` must be an LDA or GGA functional. V_xc is
-    integrated on ``grids`` if given (an SCF's own, which it then reuses), else on a new
-    grid of ``grid_level``; J comes from ``with_df``'s tensors if given (its auxiliary
-    basis must be ``auxmol``'s), else from the three-centre integrals of ``auxmol``.
+    to integrate to ``mol.nelectron``. ``xc`` must be an LDA or GGA functional. The
+    density is evaluated on ``grids`` if given (an SCF's own, which it then reuses), else on
+    a new grid of ``grid_level``. The three-centre tensors are ``with_df``'s if given (a
+    molecular density fitting on any auxiliary basis), else integrals of ``auxmol``.
+    ``xc_matrix`` is one of :data:`XC_MATRICES`.
     """
-    coefficients = with_electron_count(auxmol, np.asarray(coefficients, float), mol.nelectron)
-    if grids is None:
-        grids = properties.dft_grids(mol, grid_level)
-    elif grids.coords is None:
-        grids.build(with_non0tab=True)
-    xc_energy, xc_potential = properties.xc_energy_and_potential(
-        mol, auxmol, coefficients, grids, xc
+    if xc_matrix not in XC_MATRICES:
+        raise ValueError(f"xc_matrix must be one of {XC_MATRICES}, not {xc_matrix!r}")
+    metric = auxmol.intor("int2c2e", hermi=1)
+    coefficients = with_electron_count(
+        auxmol, np.asarray(coefficients, float), mol.nelectron, metric
     )
+    grids = grid_xc.dft_grids(mol, grid_level) if grids is None else grids
+    if xc_matrix == "ri":
+        xc_energy, projections = grid_xc.xc_energy_and_projections(auxmol, coefficients, grids, xc)
+        vector = coefficients + scipy.linalg.solve(metric, projections, assume_a="pos")
+        potential = 0.0
+    else:
+        xc_energy, potential = grid_xc.xc_energy_and_potential(mol, auxmol, coefficients, grids, xc)
+        vector = coefficients
     coulomb = (
-        coulomb_matrix(mol, auxmol, coefficients)
+        coulomb_matrix(mol, auxmol, vector)
         if with_df is None
-        else coulomb_matrix_from_df(with_df, coefficients)
+        else coulomb_matrix_from_df(with_df, auxmol, vector)
     )
-    fock = (
-        mol.intor("int1e_kin", hermi=1) + mol.intor("int1e_nuc", hermi=1) + coulomb + xc_potential
-    )
+    fock = mol.intor("int1e_kin", hermi=1) + mol.intor("int1e_nuc", hermi=1) + coulomb + potential
     mo_energy, mo_coeff = scipy.linalg.eigh(fock, mol.intor("int1e_ovlp", hermi=1))
     n_alpha, n_beta = mol.nelec
     if n_alpha == n_beta:

@@ -4,7 +4,8 @@ The model predicts the RI coefficients of the total density of ``mol``'s structu
 Kohn-Sham Fock matrix of that density, diagonalised once (:mod:`rhocore_pyscf.guess.density`),
 gives the density matrix handed to ``mf.kernel(dm0=...)``. The model must have been
 trained on the ``density`` target of the ``pyscf`` backend; its backend options (orbital
-basis, functional, charge) must match the calculation it starts unless ``strict=False``.
+basis, functional) and the net charges of its training structures must cover the
+calculation it starts unless ``strict=False``. Without a model, the pretrained one is used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import ase
 import numpy as np
+from ase.data import chemical_symbols
 from pyscf import df, gto
 from pyscf.scf.hf import SCF
 from pyscf.scf.uhf import UHF
@@ -20,6 +22,7 @@ from pyscf.scf.uhf import UHF
 from rhocore.api import ModelFile, RhocoreError, checked_prediction, load_model_file
 from rhocore_pyscf.convention import aux_ao_map
 from rhocore_pyscf.guess.density import GuessOrbitals, guess_from_density
+from rhocore_pyscf.guess.pretrained import PRETRAINED_LABEL, pretrained_model_path
 from rhocore_pyscf.molecular.molecules import PySCFBackendError, build_auxmol
 from rhocore_pyscf.options import EVEN_TEMPERED, PySCFOptions
 
@@ -59,38 +62,48 @@ def _basis_name(mol: gto.Mole) -> str | None:
     return mol.basis.lower().replace("_", "-") if isinstance(mol.basis, str) else None
 
 
+def _symbols(numbers: list[int]) -> str:
+    return ", ".join(chemical_symbols[z] for z in numbers)
+
+
+def covered_charges(model: ModelFile, options: PySCFOptions) -> list[int]:
+    """Net charges of the model's training structures (each structure's own, recorded in the
+    model file), else the backend option ``charge`` of a model file without that record."""
+    return model.net_charges if model.net_charges is not None else [options.charge]
+
+
 def check_compatible(
     mol: gto.Mole, options: PySCFOptions, xc: str, model: ModelFile, label: str, strict: bool
 ) -> None:
-    """Refuse a molecule the model's density does not describe (elements always; orbital
-    basis, functional and charge when ``strict``)."""
-    species = set(model.layout.species)
-    missing = sorted({int(z) for z in mol.atom_charges()} - species)
-    if missing:
-        raise GuessModelError(
-            f"{label} knows the elements {sorted(species)}, not {missing} of this molecule"
-        )
+    """Refuse a molecule the model's density does not describe, in one line naming every
+    gap: elements (and the orbital basis of an even-tempered auxiliary basis) always;
+    orbital basis, functional and charge when ``strict``."""
+    species = sorted(model.layout.species)
+    missing = sorted({int(z) for z in mol.atom_charges()} - set(species))
+    gaps = [f"elements {_symbols(missing)} (model: {_symbols(species)})"] if missing else []
     basis = _basis_name(mol)
     if options.aux_basis == EVEN_TEMPERED and basis != options.basis.lower():
-        raise GuessModelError(
-            f"{label} fits densities on the even-tempered basis generated from "
-            f"'{options.basis}'; the molecule's basis is {mol.basis!r}. Build the molecule "
-            f"with basis='{options.basis}'"
+        gaps.append(
+            f"orbital basis {mol.basis!r} (model: '{options.basis}', which generates its "
+            "even-tempered auxiliary basis)"
         )
-    if not strict:
-        return
-    mismatches = []
-    if basis != options.basis.lower():
-        mismatches.append(f"orbital basis {mol.basis!r} (model: '{options.basis}')")
-    if xc.lower() != options.xc.lower():
-        mismatches.append(f"functional '{xc}' (model: '{options.xc}')")
-    if mol.charge != options.charge:
-        mismatches.append(f"charge {mol.charge} (model: {options.charge})")
-    if mismatches:
+    hard = len(gaps)
+    if strict:
+        if basis != options.basis.lower() and options.aux_basis != EVEN_TEMPERED:
+            gaps.append(f"orbital basis {mol.basis!r} (model: '{options.basis}')")
+        if xc.lower() != options.xc.lower():
+            gaps.append(f"functional '{xc}' (model: '{options.xc}')")
+        charges = covered_charges(model, options)
+        if mol.charge not in charges:
+            gaps.append(f"charge {mol.charge} (model: {', '.join(map(str, charges))})")
+    if gaps:
+        advice = (
+            "Use a model trained on them"
+            if hard
+            else "Use a matching model, or pass strict=False to start from its density anyway"
+        )
         raise GuessModelError(
-            f"{label} was trained on another calculation than this one: "
-            + "; ".join(mismatches)
-            + ". Use a matching model, or pass strict=False to start from its density anyway"
+            f"{label} does not cover this calculation: {'; '.join(gaps)}. {advice}"
         )
 
 
@@ -105,9 +118,9 @@ def guess_orbitals(
 ) -> GuessOrbitals:
     """The guess of canonical RI ``coefficients`` fitted with the backend ``options``.
 
-    With ``scf`` (the SCF the guess starts) and no ``grid_level``, V_xc is integrated on the
-    SCF's own grid, and a density-fitted SCF on the model's auxiliary basis lends its
-    three-centre tensors to J: the SCF reuses both, so the guess costs little beyond them.
+    With ``scf`` (the SCF the guess starts) and no ``grid_level``, the density is evaluated
+    on the SCF's own grid, and a density-fitted SCF lends its three-centre tensors to J:
+    the SCF reuses both, so the guess costs little beyond them.
     """
     formula = atoms_of(mol).get_chemical_formula()
     auxmol = build_auxmol(mol, options, formula)
@@ -126,23 +139,19 @@ def guess_orbitals(
         xc or options.xc,
         options.grid_level if grid_level is None else grid_level,
         grids=scf.grids if reuse_grid else None,
-        with_df=shared_density_fit(scf, options),
+        with_df=shared_density_fit(scf),
     )
 
 
-def shared_density_fit(scf: SCF | None, options: PySCFOptions) -> df.DF | None:
-    """``scf``'s density fitting if its auxiliary basis is the model's, else None."""
+def shared_density_fit(scf: SCF | None) -> df.DF | None:
+    """``scf``'s molecular density fitting (on any auxiliary basis), else None."""
     with_df = getattr(scf, "with_df", None)
-    name = getattr(with_df, "auxbasis", None)
-    if not isinstance(name, str) or options.aux_basis == EVEN_TEMPERED:
-        return None
-    same = name.lower().replace("_", "-") == options.aux_basis.lower().replace("_", "-")
-    return with_df if same else None
+    return with_df if isinstance(with_df, df.DF) else None
 
 
 def initial_guess(
     mol: gto.Mole | SCF,
-    model: ModelFile | str | Path,
+    model: ModelFile | str | Path | None = None,
     *,
     xc: str | None = None,
     strict: bool = True,
@@ -151,15 +160,19 @@ def initial_guess(
     """Density matrix for ``mf.kernel(dm0=...)`` from the density ``model`` predicts.
 
     ``mol`` is the molecule, or better the SCF object ``mf`` itself: then the guess reuses
-    its grid and, for ``mf.density_fit()`` on the model's auxiliary basis, its three-centre
-    tensors, and has the shape ``mf`` takes. ``model`` is a run directory, a ``model.pt``
-    or a loaded :class:`ModelFile`; ``xc`` the functional of the guess potential (default:
-    the SCF's, else the model's), which must be LDA or GGA. Shape (n_ao, n_ao) for a
-    restricted closed shell, (2, n_ao, n_ao) otherwise.
+    its grid and, for ``mf.density_fit()``, its three-centre tensors, and has the shape
+    ``mf`` takes. ``model`` is a run directory, a ``model.pt`` or a loaded
+    :class:`ModelFile`; None means the pretrained PBE/def2-SVP density model
+    (:func:`~rhocore_pyscf.guess.pretrained.pretrained_model_path`). ``xc`` is the
+    functional of the guess potential (default: the SCF's, else the model's), which must be
+    LDA or GGA. Shape (n_ao, n_ao) for a restricted closed shell, (2, n_ao, n_ao) otherwise.
     """
     scf = mol if isinstance(mol, SCF) else None
     mol = scf.mol if scf is not None else mol
-    label = f"model '{model}'" if not isinstance(model, ModelFile) else "the model"
+    if model is None:
+        label, model = PRETRAINED_LABEL, pretrained_model_path()
+    else:
+        label = f"model '{model}'" if not isinstance(model, ModelFile) else "the model"
     model_file = model if isinstance(model, ModelFile) else load_model_file(Path(model))
     options = density_model_options(model_file, label)
     xc = xc or getattr(scf, "xc", None) or options.xc

@@ -1,8 +1,8 @@
 """Derived quantities by name, in rhocore's units (e, Debye, eV), for the PySCF backend.
 
 Dispatches the names of :data:`rhocore.qc.properties.PROPERTIES` to the atomic-unit
-functions of :mod:`rhocore_pyscf.molecular.properties`, for an RI density (coefficients in PySCF's
-AO order of the auxiliary molecule) or a Kohn-Sham density matrix.
+functions of :mod:`rhocore_pyscf.molecular.properties` and ``xc``, for an RI density
+(coefficients in PySCF's AO order of the auxiliary molecule) or a Kohn-Sham density matrix.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pyscf import gto
 from pyscf.data.nist import AU2DEBYE, HARTREE2EV
 
 from rhocore.api import PropertiesNotAvailableError, parse_property_names
-from rhocore_pyscf.molecular import properties
+from rhocore_pyscf.molecular import properties, xc
 from rhocore_pyscf.options import PySCFOptions
 
 #: Factor from atomic units to rhocore's unit of each property.
@@ -35,8 +35,8 @@ def _check_xc(options: PySCFOptions, names: Sequence[str]) -> None:
                 "RI fit holds the total density only"
             )
         try:
-            properties.functional_kind(options.xc)
-        except properties.FunctionalError as error:
+            xc.functional_kind(options.xc)
+        except xc.FunctionalError as error:
             raise PropertiesNotAvailableError(f"xc_energy: {error}") from None
 
 
@@ -62,11 +62,8 @@ def fitted_properties(
         "dipole": lambda: properties.dipole_moment(auxmol, coefficients),
         "hartree_energy": lambda: properties.hartree_energy(auxmol, coefficients),
         "electrostatic_energy": lambda: properties.electrostatic_energy(auxmol, coefficients),
-        "xc_energy": lambda: properties.xc_energy(
-            auxmol,
-            coefficients,
-            properties.dft_grids(mol, options.grid_level),
-            options.xc,
+        "xc_energy": lambda: xc.xc_energy(
+            auxmol, coefficients, xc.dft_grids(mol, options.grid_level), options.xc
         ),
     }
     return _evaluate(functions, names)
@@ -84,7 +81,7 @@ def exact_properties(
         "hartree_energy": lambda: properties.exact_hartree_energy(mol, density_matrix),
         "electrostatic_energy": lambda: properties.exact_electrostatic_energy(mol, density_matrix),
         "xc_energy": lambda: properties.exact_xc_energy(
-            mol, density_matrix, properties.dft_grids(mol, options.grid_level), options.xc
+            mol, density_matrix, xc.dft_grids(mol, options.grid_level), options.xc
         ),
     }
     return _evaluate(functions, names)

@@ -13,29 +13,20 @@ integrals of the auxiliary basis:
 * electrostatic potential on points g: sum_A Z_A / ‖g - R_A‖ - sum_P d_P int chi_P / ‖r - g‖,
   the second term as Coulomb integrals with point charges (steep s functions) at g.
 
-Only the exchange-correlation energy needs a grid: the fitted density and its gradient
-on the DFT grid, through libxc. The ``exact_*`` functions give the same quantities of the
-Kohn-Sham density matrix, the reference that predictions are compared with.
+Only the exchange-correlation energy needs a grid (:mod:`rhocore_pyscf.molecular.xc`). The
+``exact_*`` functions give the same quantities of the Kohn-Sham density matrix, the
+reference that predictions are compared with.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from pyscf import dft, gto, scf
 
-from rhocore.api import RhocoreError
+from rhocore_pyscf.molecular.xc import functional_kind
 
-#: Below this density (bohr^-3) a point counts as vacuum in E_xc: the fitted density can
-#: dip slightly below zero far from the atoms, where libxc is undefined.
-DENSITY_FLOOR = 1e-12
-#: Points per block when evaluating basis functions or point-charge integrals.
+#: Points per block of point-charge integrals.
 BLOCK = 8192
-
-
-class FunctionalError(RhocoreError, ValueError):
-    """A functional whose energy or potential cannot be had from a density alone."""
 
 
 def constant_function(mol: gto.Mole) -> gto.Mole:
@@ -126,95 +117,6 @@ def electrostatic_potential(
     with np.errstate(divide="ignore"):
         nuclear = (auxmol.atom_charges()[None] / distances).sum(axis=1)
     return nuclear - point_charge_integrals(auxmol, points) @ coefficients
-
-
-def functional_kind(xc: str) -> str:
-    """'LDA' or 'GGA'; other functionals need orbitals and raise :class:`FunctionalError`."""
-    kind = dft.libxc.xc_type(xc)
-    if dft.libxc.is_hybrid_xc(xc) or dft.libxc.is_nlc(xc) or kind not in ("LDA", "GGA"):
-        raise FunctionalError(
-            f"the functional '{xc}' ({kind}{', hybrid' if dft.libxc.is_hybrid_xc(xc) else ''}) "
-            "needs Kohn-Sham orbitals (exact exchange, kinetic-energy density or a non-local "
-            "kernel); a density alone gives the energy and potential of LDA and GGA "
-            "functionals only. Use a pure functional such as 'pbe'."
-        )
-    return kind
-
-
-@dataclass
-class DensityOnGrid:
-    """The fitted density (and its gradient for GGAs) on quadrature points, a.u."""
-
-    coords: np.ndarray
-    weights: np.ndarray
-    rho: np.ndarray  # (n,) for LDA, (4, n) = (rho, d/dx, d/dy, d/dz) for GGA
-
-
-def fitted_density_on_grid(
-    auxmol: gto.Mole, coefficients: np.ndarray, grids: dft.gen_grid.Grids, kind: str
-) -> DensityOnGrid:
-    """rho (and grad rho) of the fit on ``grids``, vacuum below DENSITY_FLOOR set to zero."""
-    name = "GTOval_sph_deriv1" if kind == "GGA" else "GTOval_sph"
-    pieces = []
-    for start in range(0, len(grids.coords), BLOCK):
-        values = auxmol.eval_gto(name, grids.coords[start : start + BLOCK]) @ coefficients
-        pieces.append(values)
-    rho = np.concatenate(pieces, axis=-1)
-    vacuum = (rho[0] if kind == "GGA" else rho) < DENSITY_FLOOR
-    rho[..., vacuum] = 0.0
-    return DensityOnGrid(coords=grids.coords, weights=grids.weights, rho=rho)
-
-
-def xc_energy(
-    auxmol: gto.Mole, coefficients: np.ndarray, grids: dft.gen_grid.Grids, xc: str
-) -> float:
-    """E_xc of the fitted density on ``grids`` for an LDA or GGA functional, hartree."""
-    density = fitted_density_on_grid(auxmol, coefficients, grids, functional_kind(xc))
-    exc = dft.libxc.eval_xc(xc, density.rho, spin=0, deriv=0)[0]
-    rho = density.rho[0] if density.rho.ndim == 2 else density.rho
-    return float(density.weights @ (rho * exc))
-
-
-def xc_energy_and_potential(
-    mol: gto.Mole,
-    auxmol: gto.Mole,
-    coefficients: np.ndarray,
-    grids: dft.gen_grid.Grids,
-    xc: str,
-) -> tuple[float, np.ndarray]:
-    """E_xc (hartree) of the fitted density and its potential matrix V_xc in ``mol``'s AOs.
-
-    V_mn = int v_rho phi_m phi_n + 2 v_sigma grad rho . grad(phi_m phi_n) (GGA).
-    """
-    kind = functional_kind(xc)
-    density = fitted_density_on_grid(auxmol, coefficients, grids, kind)
-    exc, vxc = dft.libxc.eval_xc(xc, density.rho, spin=0, deriv=1)[:2]
-    vrho, vsigma = vxc[0], (vxc[1] if kind == "GGA" else None)
-    rho = density.rho[0] if kind == "GGA" else density.rho
-    energy = float(density.weights @ (rho * exc))
-    nao = mol.nao_nr()
-    potential = np.zeros((nao, nao))
-    for start in range(0, len(density.weights), BLOCK):
-        part = slice(start, start + BLOCK)
-        weights = density.weights[part]
-        if kind == "GGA":
-            ao = dft.numint.eval_ao(mol, density.coords[part], deriv=1)
-            weighted = 0.5 * (weights * vrho[part])[:, None] * ao[0]
-            gradient = 2.0 * weights * vsigma[part] * density.rho[1:, part]
-            weighted += np.einsum("xg,xgi->gi", gradient, ao[1:])
-            potential += ao[0].T @ weighted
-        else:
-            ao = dft.numint.eval_ao(mol, density.coords[part], deriv=0)
-            potential += 0.5 * ao.T @ ((weights * vrho[part])[:, None] * ao)
-    return energy, potential + potential.T
-
-
-def dft_grids(mol: gto.Mole, level: int) -> dft.gen_grid.Grids:
-    """PySCF's Becke grid of ``level`` for ``mol`` (the grid the backend's SCF uses)."""
-    grids = dft.gen_grid.Grids(mol)
-    grids.level = level
-    grids.build(with_non0tab=True)
-    return grids
 
 
 # --- the same quantities of a Kohn-Sham density matrix (spin-summed, AO basis) ---
