@@ -17,7 +17,16 @@ also in fresh processes, on the small sizes as molecular clusters: the molecules
 box without periodic images. Prediction is timed on the same clusters for the ML/SCF
 ratio.
 
+With ``--baseline DIR`` (a checkout of an earlier commit, e.g. ``git worktree add
+/tmp/base <commit>``) every size is also run by that code (a worker with ``PYTHONPATH=DIR``,
+same interpreter), interleaved with the current code, so both see the same machine load;
+the result then holds both, the speed-up per size and the largest difference of the
+features (boxes up to 300 atoms) and of the predicted coefficients between them.
+``--device cuda`` runs the current code's prediction on a GPU. The result is written to
+``benchmarks/results/<--result>.json`` with its provenance and printed.
+
     python benchmarks/predict_scaling.py [--molecules 1 10 32 100 334 667 1000] [--repeats 5]
+        [--baseline DIR] [--device cpu|cuda] [--result predict_scaling]
 
 The machine may be shared: every record carries ``os.getloadavg()`` before and after it.
 """
@@ -38,6 +47,7 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
+from provenance import write_result
 from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
@@ -48,6 +58,8 @@ SCF_OPTIONS = {"xc": "pbe", "basis": "def2-svp", "aux_basis": "def2-universal-jk
 #: Water molecules per box: 3, 30, 96, 300, 1002, 2001 and 3000 atoms.
 MOLECULES = (1, 10, 32, 100, 334, 667, 1000)
 SCF_MOLECULES = (1, 10)
+#: Largest box whose features the workers save for the comparison with the baseline.
+COMPARED_ATOMS = 300
 MODELS = ("linear", "nonlinear")
 #: Volume of one molecule at 1 g/cm^3, angstrom^3 (18.015 g/mol / N_A).
 WATER_VOLUME = 18.015 / 0.602214
@@ -121,6 +133,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
     layout = BasisLayout({int(z): tuple(c) for z, c in json.loads(args.layout).items()})
     descriptor = LambdaSoap(DescriptorOptions(**DESCRIPTOR), layout, [1, 8])
     models = {}
@@ -129,8 +142,22 @@ def worker(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             for parameter in model.parameters():
                 parameter.normal_(std=1e-3)
-        models[name] = torch.jit.script(model.eval())
+        models[name] = torch.jit.script(model.eval()).to(device)
     atoms = ase.io.read(args.worker)
+    if device.type != "cpu":
+        from rhocore.models.atomistic import CoefficientModel, output_name, predict_coefficients
+
+        descriptor.module.to(device)
+        modules = {
+            name: CoefficientModel(descriptor.module, model, output_name("benchmark"))
+            for name, model in models.items()
+        }
+
+    def predicted(name: str) -> np.ndarray:
+        if device.type == "cpu":
+            return training.predict(models[name], descriptor, [atoms])[0]
+        cutoff = descriptor.options.cutoff
+        return predict_coefficients(modules[name], [atoms], layout, cutoff, device=device)[0]
 
     def stamp() -> tuple[float, float]:
         return time.perf_counter(), time.process_time()
@@ -139,6 +166,8 @@ def worker(args: argparse.Namespace) -> dict:
         wall, cpu = stamp()
         return 1e3 * (wall - start[0]), 1e3 * (cpu - start[1])
 
+    vectors: dict[str, np.ndarray] = {}
+
     def predict() -> dict[str, tuple[float, float]]:
         """(wall, CPU) milliseconds of the features alone and of every model's prediction."""
         times = {}
@@ -146,10 +175,11 @@ def worker(args: argparse.Namespace) -> dict:
         for _piece in descriptor.compute_chunks([atoms]):
             pass
         times["descriptor"] = elapsed(start)
-        for name, model in models.items():
+        for name in models:
             start = stamp()
-            vector = training.predict(model, descriptor, [atoms])[0]
+            vector = predicted(name)
             times[name] = elapsed(start)
+            vectors[name] = vector
             if not np.isfinite(vector).all() or vector.size != layout.size(atoms.numbers):
                 raise RuntimeError(f"{name}: wrong or non-finite predicted coefficients")
         return times
@@ -174,18 +204,32 @@ def worker(args: argparse.Namespace) -> dict:
             "all_total_ms": walls,
         }
     peak = peak_rss_mb()
-    result.update(rss_before_mb=before, peak_rss_mb=peak, peak_increase_mb=peak - before)
+    result.update(
+        rss_before_mb=before,
+        peak_rss_mb=peak,
+        peak_increase_mb=peak - before,
+        peak_increase_kb_per_atom=1e3 * (peak - before) / n_atoms,
+    )
+    if args.dump is not None:
+        arrays = {f"vector_{name}": vector for name, vector in vectors.items()}
+        if n_atoms <= COMPARED_ATOMS:
+            features = descriptor.compute([atoms])
+            for key, block in zip(features.keys.values.tolist(), features.blocks(), strict=True):
+                arrays["features_" + "_".join(map(str, key))] = block.values.cpu().numpy()
+        np.savez(args.dump, **arrays)
     return result
 
 
-def run_worker(mode: str, structure: Path, arguments: list[str]) -> dict:
+def run_worker(mode: str, structure: Path, arguments: list[str], code: Path | None = None) -> dict:
     """Run a worker (``--worker`` or ``--scf-worker``) on a structure file in a fresh
-    interpreter; returns its JSON with the load average before and after."""
+    interpreter, with the rhocore of ``code`` when given; returns its JSON with the load
+    average before and after."""
     command = [sys.executable, str(Path(__file__).resolve()), mode, str(structure), *arguments]
+    env = {**os.environ, **WORKER_ENV}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
     load_before = os.getloadavg()
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=False, env={**os.environ, **WORKER_ENV}
-    )
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} for {structure} failed:\n{done.stderr}")
     result = json.loads(done.stdout)
@@ -225,6 +269,24 @@ def exponent(records: list[dict], model: str, key: str, min_atoms: int = 100) ->
     return float(np.polyfit(atoms, times, 1)[0])
 
 
+def largest_difference(first: Path, second: Path) -> dict[str, float]:
+    """Largest absolute difference of every array two workers saved (features, vectors)."""
+    with np.load(first) as one, np.load(second) as other:
+        return {name: float(np.abs(one[name] - other[name]).max()) for name in one.files}
+
+
+def exponents(records: list[dict], models: list[str]) -> dict:
+    """Scaling exponents of wall (median and least) and CPU time per model."""
+    return {
+        name: {
+            "wall": exponent(records, name, "ms_per_atom"),
+            "min_wall": exponent(records, name, "min_ms_per_atom"),
+            "cpu": exponent(records, name, "cpu_ms_per_atom"),
+        }
+        for name in models
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--molecules", type=int, nargs="+", default=list(MOLECULES))
@@ -232,9 +294,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="registered models")
     parser.add_argument("--threads", type=int, default=2, help="torch and PySCF threads")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="torch device of the current code")
+    parser.add_argument("--baseline", type=Path, help="checkout of the code to compare with")
+    parser.add_argument("--result", default="predict_scaling", help="result file name ('': none)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--scf-worker", help=argparse.SUPPRESS)
     parser.add_argument("--layout", help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         print(json.dumps(worker(args)))
@@ -250,6 +316,10 @@ def main() -> None:
     layout_json = json.dumps({str(z): list(c) for z, c in layout.nmax.items()})
     threads = ["--threads", str(args.threads)]
     ml = ["--layout", layout_json, "--models", *args.models, "--repeats", str(args.repeats)]
+    codes = {"current": None} if args.baseline is None else {"baseline": args.baseline.resolve()}
+    codes["current"] = None
+    records: dict[str, list[dict]] = {code: [] for code in codes}
+    differences = []
     with tempfile.TemporaryDirectory() as folder:
         boxes, clusters = {}, {}
         for n in tqdm(sorted(set(args.molecules) | set(args.scf_molecules)), desc="water boxes"):
@@ -257,10 +327,17 @@ def main() -> None:
             boxes[n], clusters[n] = Path(folder) / f"box_{n}.xyz", Path(folder) / f"cluster_{n}.xyz"
             ase.io.write(boxes[n], box)
             ase.io.write(clusters[n], as_cluster(box))
-        records = [
-            run_worker("--worker", boxes[n], threads + ml)
-            for n in tqdm(args.molecules, desc="prediction (boxes)")
-        ]
+        for n in tqdm(args.molecules, desc="prediction (boxes)"):
+            dumps = {}
+            for code, path in codes.items():
+                dumps[code] = Path(folder) / f"{code}_{n}.npz"
+                device = ["--device", "cpu" if code == "baseline" else args.device]
+                extra = threads + ml + device + ["--dump", str(dumps[code])]
+                records[code].append(run_worker("--worker", boxes[n], extra, path))
+            if args.baseline is not None:
+                differences.append(
+                    {"atoms": 3 * n, **largest_difference(dumps["baseline"], dumps["current"])}
+                )
         scf = []
         for n in tqdm(args.scf_molecules, desc="SCF vs prediction (clusters)"):
             entry = run_worker("--scf-worker", clusters[n], threads)
@@ -273,21 +350,34 @@ def main() -> None:
         "models": args.models,
         "threads": args.threads,
         "repeats": args.repeats,
+        "device": args.device,
         "descriptor": DESCRIPTOR,
         "layout": layout.nmax,
         "scf_options": SCF_OPTIONS,
         "cpu_count": os.cpu_count(),
-        "boxes": records,
-        "exponent": {
-            name: {
-                "wall": exponent(records, name, "ms_per_atom"),
-                "min_wall": exponent(records, name, "min_ms_per_atom"),
-                "cpu": exponent(records, name, "cpu_ms_per_atom"),
-            }
-            for name in args.models
-        },
+        "boxes": records["current"],
+        "exponent": exponents(records["current"], args.models),
         "scf_clusters": scf,
     }
+    if args.baseline is not None:
+        result["baseline"] = {
+            "code": str(args.baseline),
+            "boxes": records["baseline"],
+            "exponent": exponents(records["baseline"], args.models),
+        }
+        result["speedup"] = [
+            {
+                "atoms": new["atoms"],
+                **{
+                    name: old[name]["ms_per_atom"] / new[name]["ms_per_atom"]
+                    for name in args.models
+                },
+            }
+            for old, new in zip(records["baseline"], records["current"], strict=True)
+        ]
+        result["largest_difference"] = differences
+    if args.result:
+        write_result(args.result, result)
     print(json.dumps(result, indent=1))
 
 
