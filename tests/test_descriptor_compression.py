@@ -12,12 +12,12 @@ from rhocore.descriptors.clebsch_gordan import coupled_pairs
 from rhocore.descriptors.features import DescriptorOptions, LambdaSoap
 from rhocore.models.file import load_model_file, save_model_file
 from rhocore.models.linear import LinearModel
-from rhocore.qc.rotations import random_rotation, wigner_d_real
 from rhocore.testing.datasets import synthetic_metadata
 from rhocore.testing.models import random_waters
 from rhocore.training.checkpoints import load_checkpoint, load_model
 from rhocore.training.options import TrainingOptions
 from rhocore.training.trainer import predict, train
+from tests.test_descriptors import assert_rotates_by_wigner_matrices
 from tests.training_data import DESCRIPTOR_OPTIONS, LAYOUT, linear_samples
 
 #: (neighbour types H, O) x (max_radial + 1) channels of DESCRIPTOR_OPTIONS
@@ -75,17 +75,7 @@ def test_full_width_compression_keeps_the_kernel_between_atoms():
 
 
 def test_rotating_structures_rotates_compressed_features_by_wigner_matrices():
-    frames = random_waters(2, seed=4, molecules=2)
-    descriptor = compressed(3, random_waters(5, seed=3))
-    rotation = random_rotation(11)
-    rotated = [atoms.copy() for atoms in frames]
-    for atoms in rotated:
-        atoms.positions = atoms.positions @ rotation.T
-    before, after = descriptor.compute(frames), descriptor.compute(rotated)
-    for key, block in before.items():
-        wigner = torch.tensor(wigner_d_real(int(key["o3_lambda"]), rotation))
-        expected = torch.einsum("mk,skp->smp", wigner, block.values)
-        torch.testing.assert_close(after.block(key).values, expected, rtol=0, atol=1e-12)
+    assert_rotates_by_wigner_matrices(compressed(3, random_waters(5, seed=3)))
 
 
 @pytest.mark.parametrize("width", [None, 2, 4, CHANNELS])

@@ -49,7 +49,9 @@ def test_swapped_pairs_of_the_self_product_are_kept_once(descriptor):
     assert len({tuple(p) for p in properties}) == len(properties)
 
 
-def test_rotating_structures_rotates_features_by_rhocore_wigner_matrices(descriptor):
+def assert_rotates_by_wigner_matrices(descriptor) -> None:
+    """Rotating two water dimers rotates every o3_lambda block by rhocore's real Wigner
+    matrices, to 1e-12."""
     frames = random_waters(2, seed=4, molecules=2)
     rotation = random_rotation(11)
     rotated = [atoms.copy() for atoms in frames]
@@ -60,6 +62,10 @@ def test_rotating_structures_rotates_features_by_rhocore_wigner_matrices(descrip
         wigner = torch.tensor(wigner_d_real(int(key["o3_lambda"]), rotation))
         expected = torch.einsum("mk,skp->smp", wigner, block.values)
         assert torch.allclose(after.block(key).values, expected, atol=1e-12), key
+
+
+def test_rotating_structures_rotates_features_by_rhocore_wigner_matrices(descriptor):
+    assert_rotates_by_wigner_matrices(descriptor)
 
 
 def test_normalized_invariant_features_have_unit_norm(descriptor):
