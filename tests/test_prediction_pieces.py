@@ -1,4 +1,5 @@
-"""The prediction path: pieces of atoms run in parallel give the one-piece prediction."""
+"""The prediction path: features and model run in pieces of atoms give the one-piece
+prediction, eager and scripted."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ OPTIONS = DescriptorOptions(cutoff=3.5, max_radial=2, max_angular=2)
 
 
 @pytest.mark.parametrize("scripted", [False, True])
-def test_parallel_pieces_predict_what_one_piece_predicts(scripted):
+def test_pieces_predict_what_one_piece_predicts(scripted):
     descriptor = LambdaSoap(OPTIONS, LAYOUT, [1, 8])
     torch.manual_seed(0)
     model = LinearModel(None, LAYOUT, descriptor.feature_sizes()).eval()

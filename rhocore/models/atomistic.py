@@ -17,7 +17,6 @@ them with exactly these types (see ``[tool.ruff.lint.per-file-ignores]``).
 
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
 
 import ase
@@ -33,7 +32,7 @@ from metatomic.torch import (
 )
 
 from rhocore.descriptors.features import PIECE_ATOMS, periodic_in_all_directions
-from rhocore.descriptors.lambda_soap import Expanded, LambdaSoapModule
+from rhocore.descriptors.lambda_soap import LambdaSoapModule
 from rhocore.descriptors.tensormaps import join_samples, tensormap_to_coefficients
 from rhocore.qc.basis import BasisLayout
 
@@ -54,10 +53,7 @@ class CoefficientModel(torch.nn.Module):
     """metatomic model: ``output`` = RI coefficients of the selected atoms of ``systems``.
 
     Features are computed and passed through ``model`` in pieces of ``piece_atoms`` atoms
-    per species, so the memory of one piece per thread bounds the features held at a time.
-    The pieces run in parallel, one per thread: on torch's inter-op threads when scripted
-    (``torch.jit.fork``), on ``torch.get_num_threads()`` Python threads when eager (torch
-    releases the GIL inside its operations).
+    per species, so the memory of one piece bounds the features held at a time.
     """
 
     output: str
@@ -80,35 +76,12 @@ class CoefficientModel(torch.nn.Module):
     def coefficients(self, systems: List[System], selected_atoms: Optional[Labels]) -> TensorMap:
         """Predicted coefficients of the atoms ``selected_atoms`` (all when None)."""
         expanded = self.descriptor.expand(systems, selected_atoms)
-        starts = list(range(0, max(self.descriptor.largest(expanded), 1), self.piece_atoms))
+        largest = self.descriptor.largest(expanded)
         pieces: List[TensorMap] = []
-        if len(starts) == 1:
-            pieces.append(self.piece(expanded, 0))
-        elif torch.jit.is_scripting():
-            futures = [torch.jit.fork(self.piece, expanded, start) for start in starts]
-            pieces = [torch.jit.wait(future) for future in futures]
-        else:
-            pieces = self.pieces_in_threads(expanded, starts)
+        for start in range(0, max(largest, 1), self.piece_atoms):
+            features = self.descriptor.couple(expanded, start, start + self.piece_atoms)
+            pieces.append(self.model(features))
         return join_samples(pieces)
-
-    @torch.jit.export
-    def piece(self, expanded: Expanded, start: int) -> TensorMap:
-        """Coefficients of the atoms ``start`` to ``start + piece_atoms - 1`` of every
-        centre type of ``expanded``."""
-        return self.model(self.descriptor.couple(expanded, start, start + self.piece_atoms))
-
-    @torch.jit.unused
-    def pieces_in_threads(self, expanded: Expanded, starts: List[int]) -> List[TensorMap]:
-        """The pieces at ``starts``, in parallel on ``torch.get_num_threads()`` threads
-        (eager mode; the grad mode of the caller holds in every thread)."""
-        grad = torch.is_grad_enabled()
-
-        def piece(start: int) -> TensorMap:
-            with torch.set_grad_enabled(grad):
-                return self.piece(expanded, start)
-
-        with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
-            return list(pool.map(piece, starts))
 
     def forward(
         self,
